@@ -1,0 +1,41 @@
+# hookgate — see README.md.
+GO      ?= go
+BIN     := bin/hookgate
+CONFIG  ?= configs/hookgate.yaml
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 1m
+
+.PHONY: build run test bench fuzz lint clean
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/hookgate
+
+# run starts the gateway on the embedded default configuration (events go
+# to data/events.jsonl) after printing a curl that fires each example.
+run: build
+	@$(BIN) check -config $(CONFIG)
+	@echo "--- fire the example automations from another terminal:"
+	@$(BIN) urls -curl -config $(CONFIG)
+	@echo "--- accepted events are appended to data/events.jsonl"
+	$(BIN) serve -config $(CONFIG)
+
+# test is what CI runs: vet, then every test with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# fuzz runs each fuzz target for FUZZTIME (default 1m).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

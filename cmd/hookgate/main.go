@@ -1,0 +1,206 @@
+// Command hookgate is the webhook trigger gateway: serve runs it, check
+// validates a configuration, token prints a fresh secret, urls prints each
+// automation's webhook URL. main only wires the packages together.
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hookgate/hookgate/downstream"
+	"github.com/hookgate/hookgate/gateway"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const defaultConfig = "configs/hookgate.yaml"
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: hookgate <command> [flags]
+
+commands:
+  serve  -config FILE   run the gateway (default FILE: configs/hookgate.yaml)
+  check  -config FILE   validate a configuration
+  token                 print a fresh webhook token or credential
+  urls   -config FILE   print each automation's webhook URL (-curl: a curl that fires it)
+  version               print the version
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args)
+	case "check":
+		err = check(args)
+	case "token":
+		err = token()
+	case "urls":
+		err = urls(args)
+	case "version":
+		fmt.Println("hookgate", version)
+	case "-h", "--help", "help":
+		usage()
+	default:
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hookgate:", err)
+		os.Exit(1)
+	}
+}
+
+func configFlag(name string, args []string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	path := fs.String("config", defaultConfig, "configuration file")
+	return fs, path
+}
+
+func check(args []string) error {
+	fs, path := configFlag("check", args)
+	_ = fs.Parse(args)
+	cfg, err := gateway.LoadFile(*path)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, t := range cfg.Tables {
+		n += len(t.Automations)
+	}
+	fmt.Printf("%s: OK, %d tables, %d automations\n", *path, len(cfg.Tables), n)
+	return nil
+}
+
+func token() error {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return err
+	}
+	fmt.Println(base64.RawURLEncoding.EncodeToString(b[:]))
+	return nil
+}
+
+func urls(args []string) error {
+	fs, path := configFlag("urls", args)
+	curl := fs.Bool("curl", false, "print a curl command that fires each automation")
+	_ = fs.Parse(args)
+	cfg, err := gateway.LoadFile(*path)
+	if err != nil {
+		return err
+	}
+	for _, t := range cfg.Tables {
+		for i := range t.Automations {
+			a := &t.Automations[i]
+			if *curl {
+				fmt.Printf("# %s/%s\n%s\n", t.ID, a.ID, gateway.ExampleCurl(cfg, a))
+			} else {
+				fmt.Printf("%s/%s\t%s\n", t.ID, a.ID, gateway.WebhookURL(cfg, a))
+			}
+		}
+	}
+	return nil
+}
+
+func serve(args []string) error {
+	fs, path := configFlag("serve", args)
+	_ = fs.Parse(args)
+	cfg, err := gateway.LoadFile(*path)
+	if err != nil {
+		return err
+	}
+	log, stopLog, err := gateway.NewLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer stopLog()
+
+	sink, err := downstream.Open(downstream.Config{
+		URL:      cfg.Downstream.URL,
+		Timeout:  time.Duration(cfg.Downstream.Timeout),
+		MaxConns: cfg.Downstream.MaxConns,
+	})
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(cfg, sink, log)
+	if err != nil {
+		sink.Close()
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		sink.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := gw.NewServer(cfg)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	n := 0
+	for _, t := range cfg.Tables {
+		n += len(t.Automations)
+	}
+	log.Info("hookgate started", zap.String("version", version), zap.String("config", *path),
+		zap.String("listen", ln.Addr().String()), zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for {
+		select {
+		case err := <-served:
+			sink.Close()
+			return fmt.Errorf("serve: %w", err)
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				reload(gw, *path, log)
+				continue
+			}
+			log.Info("stopping", zap.String("signal", s.String()))
+			// Shutdown stops accepting and waits for in-flight requests;
+			// only then is the sink closed, so every answered event is in.
+			if err := srv.Shutdown(); err != nil {
+				log.Error("shutdown", zap.Error(err))
+			}
+			if err := sink.Close(); err != nil {
+				log.Error("closing flow engine sink", zap.Error(err))
+				return err
+			}
+			log.Info("stopped")
+			return nil
+		}
+	}
+}
+
+func reload(gw *gateway.Gateway, path string, log *zap.Logger) {
+	cfg, err := gateway.LoadFile(path)
+	if err == nil {
+		err = gw.Reload(cfg)
+	}
+	var ce *gateway.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		log.Error("reload refused; the running configuration is kept", zap.Strings("problems", ce.Problems))
+	case err != nil:
+		log.Error("reload refused; the running configuration is kept", zap.Error(err))
+	default:
+		log.Info("configuration reloaded", zap.String("config", path))
+	}
+}

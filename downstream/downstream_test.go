@@ -1,0 +1,79 @@
+package downstream
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOpenRefusesBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"unsupported scheme", Config{URL: "ftp://engine/"}, `downstream.url: unsupported scheme "ftp"`},
+		{"empty url", Config{}, "downstream.url: must be set"},
+		{"no scheme", Config{URL: "engine:8080/in"}, `downstream.url: unsupported scheme "engine"`},
+		{"relative", Config{URL: "/in"}, `downstream.url: missing scheme; want "http://…", "https://…" or "file:<path>"`},
+		{"no host", Config{URL: "http:///in"}, "downstream.url: missing host"},
+		{"fragment", Config{URL: "http://engine/in#x"}, "downstream.url: must not have a #fragment"},
+		{"bad url keeps secrets out", Config{URL: "http://u:s3cret@engine:port/in?token=s3cret"}, `downstream.url: cannot parse: invalid port ":port" after host`},
+		{"file without path", Config{URL: "file:"}, `downstream.url: "file:" needs a path, e.g. "file:data/events.jsonl"`},
+		{"file on another host", Config{URL: "file://nas/events.jsonl"}, `downstream.url: file URL names host "nas"; only local files are supported`},
+		{"negative timeout", Config{URL: "http://engine/", Timeout: -time.Second}, "downstream.timeout: must not be negative, got -1s"},
+		{"negative max conns", Config{URL: "http://engine/", MaxConns: -1}, "downstream.max_conns: must not be negative, got -1"},
+		{"negative dial attempts", Config{URL: "http://engine/", DialAttempts: -2}, "downstream.dial_attempts: must not be negative, got -2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(tc.cfg)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%+v) succeeded; want %q", tc.cfg, tc.want)
+			}
+			if err.Error() != tc.want {
+				t.Fatalf("Open error = %q; want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("error %q leaks a secret", err)
+			}
+		})
+	}
+}
+
+func TestOpenDefaults(t *testing.T) {
+	s, err := Open(Config{URL: "https://engine.example/in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := s.(*HTTP)
+	c := h.client
+	if h.timeout != DefaultTimeout || c.MaxConns != DefaultMaxConns || c.MaxConnWaitTimeout != DefaultTimeout ||
+		c.MaxIdleConnDuration != DefaultMaxIdleConnDuration || c.MaxResponseBodySize != DefaultMaxResponseBodySize ||
+		h.dialAttempts != DefaultDialAttempts || h.dialRetryDelay != DefaultDialRetryDelay {
+		t.Fatalf("defaults not applied: %+v", h)
+	}
+	if !c.IsTLS || c.Addr != "engine.example:443" || h.uri != "https://engine.example/in" || h.tls.ServerName != "engine.example" {
+		t.Fatalf("TLS client for %q: IsTLS %v, Addr %q, uri %q", "https://engine.example/in", c.IsTLS, c.Addr, h.uri)
+	}
+	if c.MaxIdemponentCallAttempts != 1 {
+		t.Fatalf("MaxIdemponentCallAttempts = %d; want 1 so fasthttp never re-sends", c.MaxIdemponentCallAttempts)
+	}
+}
+
+func TestErrorKinds(t *testing.T) {
+	f := func(err, kind error, msg string) {
+		t.Helper()
+		if !errors.Is(err, kind) || err.Error() != msg {
+			t.Fatalf("error %q (kind match %v); want %q matching %v", err, errors.Is(err, kind), msg, kind)
+		}
+	}
+	cause := errors.New("connection refused")
+	f(&kindError{kind: ErrUnreachable, msg: "cannot connect to flow engine", cause: cause}, ErrUnreachable, "cannot connect to flow engine: connection refused")
+	f(&kindError{kind: ErrUnreachable, msg: "cannot connect to flow engine", cause: cause}, cause, "cannot connect to flow engine: connection refused")
+	f(&StatusError{Status: 503}, ErrRejected, "flow engine answered 503")
+	f(errConnClosed, ErrUnreachable, "flow engine closed the connection without answering")
+}

@@ -1,0 +1,300 @@
+package downstream
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// HTTP is a Sink that POSTs each event to the flow engine:
+//
+//	POST <url>
+//	Content-Type: application/json
+//	Idempotency-Key: <eventID>
+//	Hookgate-Loop: <loop>          (omitted when loop is empty)
+//	User-Agent: hookgate
+//	Authorization: Basic …         (only when the URL has userinfo)
+//
+//	<event>
+//
+// Retry policy: a POST is re-sent only when it surely never reached the
+// engine, that is when the connection could not be established (TCP dial or
+// TLS handshake failed), at most Config.DialAttempts times within
+// Config.Timeout. Once a byte of the request may have been written it is
+// never re-sent, not even on a keep-alive connection the engine had just
+// closed, because the engine might have run the automation; the caller gets
+// an error and its own retry carries the same Idempotency-Key. fasthttp's
+// own retries are switched off (RetryIfErr refuses, one attempt).
+type HTTP struct {
+	client  *fasthttp.HostClient
+	dialer  fasthttp.TCPDialer
+	tls     *tls.Config // nil for http
+	uri     string      // scheme://host/path?query, without userinfo
+	auth    []byte      // Authorization value, nil when the URL has no userinfo
+	timeout time.Duration
+
+	dialAttempts   int
+	dialRetryDelay time.Duration
+
+	// Errors that do not depend on the call, built once.
+	errTimeout     error
+	errNoFreeConns error
+
+	calls sync.Pool // *httpCall
+
+	closed      atomic.Bool
+	requests    atomic.Uint64
+	failures    atomic.Uint64
+	timeouts    atomic.Uint64
+	dialRetries atomic.Uint64
+}
+
+var _ Sink = (*HTTP)(nil)
+
+// httpCall is the request and response of one Forward, pooled together.
+type httpCall struct {
+	req  fasthttp.Request
+	resp fasthttp.Response
+}
+
+// dialError marks a failure to establish a connection: no byte of the
+// request was written, so the event may be re-sent.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+var (
+	errConnClosed = &kindError{kind: ErrUnreachable, msg: "flow engine closed the connection without answering"}
+
+	headerIdempotencyKey = []byte("Idempotency-Key")
+	headerLoop           = []byte("Hookgate-Loop")
+	headerAuthorization  = []byte("Authorization")
+)
+
+const userAgent = "hookgate"
+
+func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
+	if u.Host == "" {
+		return nil, errors.New("downstream.url: missing host")
+	}
+	if u.Fragment != "" {
+		return nil, errors.New("downstream.url: must not have a #fragment")
+	}
+	isTLS := u.Scheme == "https"
+	addr := fasthttp.AddMissingPort(u.Host, isTLS)
+	h := &HTTP{
+		// A DNS answer is reused for a minute, so a flood does not
+		// resolve the engine's name for every new connection.
+		dialer:         fasthttp.TCPDialer{DNSCacheDuration: time.Minute},
+		timeout:        cfg.Timeout,
+		dialAttempts:   cfg.DialAttempts,
+		dialRetryDelay: cfg.DialRetryDelay,
+		errTimeout:     &kindError{kind: ErrTimeout, msg: "flow engine timeout after " + cfg.Timeout.String()},
+		errNoFreeConns: &kindError{kind: ErrUnreachable, msg: "no free connection to flow engine within " + cfg.MaxConnWaitTimeout.String()},
+	}
+	if isTLS {
+		h.tls = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	}
+	if u.User != nil {
+		pass, _ := u.User.Password()
+		cred := u.User.Username() + ":" + pass
+		h.auth = []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(cred)))
+	}
+	clean := *u
+	clean.User = nil
+	h.uri = clean.String()
+	h.calls.New = func() any { return new(httpCall) }
+	h.client = &fasthttp.HostClient{
+		Addr:  addr,
+		IsTLS: isTLS,
+		// The sink dials (and shakes hands) itself, so that every failure
+		// to connect is marked as such and only those are retried.
+		DialTimeout:         h.dial,
+		MaxConns:            cfg.MaxConns,
+		MaxConnWaitTimeout:  cfg.MaxConnWaitTimeout,
+		MaxIdleConnDuration: cfg.MaxIdleConnDuration,
+		ReadTimeout:         cfg.Timeout,
+		WriteTimeout:        cfg.Timeout,
+		MaxResponseBodySize: cfg.MaxResponseBodySize,
+		// fasthttp re-sends a request that failed after it was written when
+		// RetryIfErr (or, for GET/HEAD/PUT, isIdempotent) says so. A POST
+		// that may have reached the engine is never re-sent: one attempt,
+		// and a RetryIfErr that refuses in case the attempt count changes.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		NoDefaultUserAgentHeader:  true,
+		// Parse errors must not quote the engine's answer into our logs.
+		SecureErrorLogMessage:  true,
+		DisablePathNormalizing: true,
+	}
+	return h, nil
+}
+
+// dial establishes a connection, including the TLS handshake, and marks
+// every failure as a dialError.
+func (h *HTTP) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	if timeout <= 0 {
+		// fasthttp passes 0 when it dials for a Forward queued for a
+		// free connection; that Forward's own wait is bounded anyway.
+		timeout = h.timeout
+	}
+	deadline := time.Now().Add(timeout)
+	// Dual stack, so an engine on an IPv6 address is reachable too.
+	conn, err := h.dialer.DialDualStackTimeout(addr, timeout)
+	if err != nil {
+		// fasthttp's wrapper repeats the address the net error already names.
+		if up, ok := err.(*fasthttp.ErrDialWithUpstream); ok && up.Unwrap() != nil {
+			err = up.Unwrap()
+		}
+		return nil, &dialError{err: err}
+	}
+	if h.tls == nil {
+		return conn, nil
+	}
+	tc := tls.Client(conn, h.tls)
+	if err := tc.SetDeadline(deadline); err != nil {
+		conn.Close()
+		return nil, &dialError{err: err}
+	}
+	if err := tc.Handshake(); err != nil {
+		conn.Close()
+		return nil, &dialError{err: err}
+	}
+	if err := tc.SetDeadline(time.Time{}); err != nil {
+		conn.Close()
+		return nil, &dialError{err: err}
+	}
+	// fasthttp sees Handshake on the returned conn and does not wrap it again.
+	return tc, nil
+}
+
+// Forward POSTs event to the engine and returns nil only for a 2xx answer.
+// The whole call, retries included, ends within Config.Timeout.
+func (h *HTTP) Forward(eventID, loop, event []byte) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	h.requests.Add(1)
+	c := h.calls.Get().(*httpCall)
+	req := &c.req
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(h.uri)
+	req.Header.SetContentType("application/json")
+	req.Header.SetUserAgent(userAgent)
+	req.Header.SetCanonical(headerIdempotencyKey, eventID)
+	if len(loop) > 0 {
+		req.Header.SetCanonical(headerLoop, loop)
+	}
+	if h.auth != nil {
+		req.Header.SetCanonical(headerAuthorization, h.auth)
+	}
+	// Not copied: the request is done with event before Forward returns.
+	req.SetBodyRaw(event)
+
+	deadline := time.Now().Add(h.timeout)
+	var err error
+	for attempt := 1; ; attempt++ {
+		// DoDeadline only sets the request's timeout and calls Do in this
+		// goroutine; the deadline becomes the connection's read/write
+		// deadline, so no timer or goroutine is made per call.
+		err = h.client.DoDeadline(req, &c.resp, deadline)
+		if _, ok := err.(*dialError); !ok || attempt >= h.dialAttempts {
+			break
+		}
+		if time.Until(deadline) <= h.dialRetryDelay {
+			break
+		}
+		h.dialRetries.Add(1)
+		time.Sleep(h.dialRetryDelay)
+	}
+	status := c.resp.StatusCode()
+	// Reset drops the references to the caller's buffers before pooling.
+	req.Reset()
+	c.resp.Reset()
+	h.calls.Put(c)
+
+	if err == nil || (err == fasthttp.ErrBodyTooLarge && status != 0) {
+		// The status line was read: the engine has answered, even if its
+		// body was longer than we care to read.
+		if status >= 200 && status < 300 {
+			return nil
+		}
+		h.failures.Add(1)
+		return &StatusError{Status: status}
+	}
+	h.failures.Add(1)
+	return h.classify(err)
+}
+
+// classify turns a fasthttp error into one that says what happened and
+// never quotes the event or the URL's secrets.
+func (h *HTTP) classify(err error) error {
+	if de, ok := err.(*dialError); ok {
+		if errors.Is(de.err, fasthttp.ErrDialTimeout) || isTimeout(de.err) {
+			h.timeouts.Add(1)
+			return h.errTimeout
+		}
+		return &kindError{kind: ErrUnreachable, msg: "cannot connect to flow engine", cause: de.err}
+	}
+	switch err {
+	case fasthttp.ErrTimeout:
+		h.timeouts.Add(1)
+		return h.errTimeout
+	case fasthttp.ErrNoFreeConns:
+		return h.errNoFreeConns
+	case fasthttp.ErrConnectionClosed:
+		return errConnClosed
+	}
+	if isTimeout(err) {
+		h.timeouts.Add(1)
+		return h.errTimeout
+	}
+	return &kindError{kind: ErrUnreachable, msg: "flow engine request failed", cause: err}
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
+// Close stops accepting events and closes idle connections; Forwards in
+// flight finish, and their connections are closed once idle.
+func (h *HTTP) Close() error {
+	h.closed.Store(true)
+	h.client.CloseIdleConnections()
+	return nil
+}
+
+// HTTPStats are the HTTP sink's counters since Open.
+type HTTPStats struct {
+	// Requests is the number of Forward calls made while open.
+	Requests uint64
+	// Failures is the number of those that returned an error.
+	Failures uint64
+	// Timeouts is the number of failures that were timeouts.
+	Timeouts uint64
+	// DialRetries is the number of connection attempts re-made after a
+	// failed one.
+	DialRetries uint64
+	// Conns is the number of connections open now.
+	Conns int
+}
+
+// Stats returns the counters. It is cheap enough for every metrics scrape.
+func (h *HTTP) Stats() HTTPStats {
+	return HTTPStats{
+		Requests:    h.requests.Load(),
+		Failures:    h.failures.Load(),
+		Timeouts:    h.timeouts.Load(),
+		DialRetries: h.dialRetries.Load(),
+		Conns:       h.client.ConnsCount(),
+	}
+}

@@ -1,0 +1,429 @@
+package downstream
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/big"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// engine is a real fasthttp server on loopback standing in for the flow
+// engine. It counts requests and open connections and keeps the last
+// request it saw.
+type engine struct {
+	addr     string
+	srv      *fasthttp.Server
+	receipts atomic.Int64
+	open     atomic.Int64
+	maxOpen  atomic.Int64
+	quiet    atomic.Bool // skip recording, which allocates
+
+	mu   sync.Mutex
+	last seen
+}
+
+// seen is what the engine recorded of a request.
+type seen struct {
+	method, uri, contentType, idempotencyKey, userAgent, authorization string
+	loop                                                               string
+	hasLoop                                                            bool
+	body                                                               string
+}
+
+// startEngine serves handle on addr ("127.0.0.1:0" for any port) until the
+// test ends. handle runs after the engine has recorded the request.
+func startEngine(t testing.TB, addr string, handle fasthttp.RequestHandler) *engine {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("cannot listen on %s: %s", addr, err)
+	}
+	return serveEngine(t, ln, handle)
+}
+
+// serveEngine serves handle on ln until the test ends.
+func serveEngine(t testing.TB, ln net.Listener, handle fasthttp.RequestHandler) *engine {
+	e := &engine{addr: ln.Addr().String()}
+	e.srv = &fasthttp.Server{
+		Logger: quietLogger{},
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			e.receipts.Add(1)
+			if e.quiet.Load() {
+				handle(ctx)
+				return
+			}
+			loop := ctx.Request.Header.Peek("Hookgate-Loop")
+			s := seen{
+				method:         string(ctx.Method()),
+				uri:            string(ctx.RequestURI()),
+				contentType:    string(ctx.Request.Header.ContentType()),
+				idempotencyKey: string(ctx.Request.Header.Peek("Idempotency-Key")),
+				userAgent:      string(ctx.UserAgent()),
+				authorization:  string(ctx.Request.Header.Peek("Authorization")),
+				loop:           string(loop),
+				hasLoop:        loop != nil,
+				body:           string(ctx.PostBody()),
+			}
+			e.mu.Lock()
+			e.last = s
+			e.mu.Unlock()
+			handle(ctx)
+		},
+		ConnState: func(_ net.Conn, st fasthttp.ConnState) {
+			switch st {
+			case fasthttp.StateNew:
+				n := e.open.Add(1)
+				for {
+					m := e.maxOpen.Load()
+					if n <= m || e.maxOpen.CompareAndSwap(m, n) {
+						break
+					}
+				}
+			case fasthttp.StateClosed, fasthttp.StateHijacked:
+				e.open.Add(-1)
+			}
+		},
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.srv.Serve(ln)
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		_ = e.srv.Shutdown()
+		<-done
+	})
+	return e
+}
+
+// quietLogger drops the engine's log lines about connections tests break
+// on purpose.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// stop closes the engine's listener and connections at once.
+func (e *engine) stop() {
+	_ = e.srv.Shutdown()
+}
+
+func (e *engine) lastSeen() seen {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.last
+}
+
+func answer(status int) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		ctx.SetStatusCode(status)
+		ctx.SetBodyString(`{"ok":true}`)
+	}
+}
+
+func openHTTP(t testing.TB, cfg Config) *HTTP {
+	t.Helper()
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open: %s", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s.(*HTTP)
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+const testEvent = `{"event_id":"01J0000000000000000000000A","table":"tbl_menu","automation":"new_product","params":{"name":"Jasmine green"}}`
+
+func TestHTTPForwardAnswers(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  int
+		loop    string
+		url     string // path, query and userinfo around the engine's address
+		wantErr string
+		wantIs  error
+	}{
+		{name: "200", status: 200, loop: "new_product", url: "http://%s/hooks/in"},
+		{name: "204 without loop", status: 204, url: "http://%s/hooks/in?x=1"},
+		{name: "500", status: 500, loop: "a,b", url: "http://%s/", wantErr: "flow engine answered 500", wantIs: ErrRejected},
+		{name: "404", status: 404, url: "http://%s/missing", wantErr: "flow engine answered 404", wantIs: ErrRejected},
+		{name: "userinfo and query secrets", status: 502, url: "http://hook:s3cret@%s/in?token=s3cret", wantErr: "flow engine answered 502", wantIs: ErrRejected},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startEngine(t, "127.0.0.1:0", answer(tc.status))
+			url := strings.Replace(tc.url, "%s", e.addr, 1)
+			h := openHTTP(t, Config{URL: url, Timeout: 2 * time.Second})
+			err := h.Forward([]byte("01J0000000000000000000000A"), []byte(tc.loop), []byte(testEvent))
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Forward: %s", err)
+				}
+			} else {
+				if err == nil || err.Error() != tc.wantErr || !errors.Is(err, tc.wantIs) {
+					t.Fatalf("Forward error = %v; want %q matching %v", err, tc.wantErr, tc.wantIs)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Fatalf("error %q leaks a secret", err)
+				}
+			}
+			got := e.lastSeen()
+			wantURI := url[strings.Index(url, e.addr)+len(e.addr):]
+			if got.method != "POST" || got.uri != wantURI || got.contentType != "application/json" ||
+				got.idempotencyKey != "01J0000000000000000000000A" || got.userAgent != "hookgate" || got.body != testEvent {
+				t.Fatalf("engine saw %+v; want POST %s with the event", got, wantURI)
+			}
+			if got.hasLoop != (tc.loop != "") || got.loop != tc.loop {
+				t.Fatalf("engine saw Hookgate-Loop %q (present %v); want %q", got.loop, got.hasLoop, tc.loop)
+			}
+			if strings.Contains(url, "hook:s3cret@") && got.authorization != "Basic aG9vazpzM2NyZXQ=" {
+				t.Fatalf("engine saw Authorization %q; want Basic credentials from the URL", got.authorization)
+			}
+			if st := h.Stats(); st.Requests != 1 || (st.Failures == 1) != (tc.wantErr != "") {
+				t.Fatalf("Stats = %+v", st)
+			}
+		})
+	}
+}
+
+func TestHTTPTimeout(t *testing.T) {
+	release := make(chan struct{})
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+	})
+	defer close(release)
+	const timeout = 300 * time.Millisecond
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Timeout: timeout})
+	start := time.Now()
+	err := h.Forward([]byte("id"), nil, []byte(testEvent))
+	elapsed := time.Since(start)
+	if !errors.Is(err, ErrTimeout) || err.Error() != "flow engine timeout after 300ms" {
+		t.Fatalf("Forward error = %v; want flow engine timeout after 300ms", err)
+	}
+	if elapsed < timeout || elapsed > timeout+500*time.Millisecond {
+		t.Fatalf("Forward returned after %s; want about %s", elapsed, timeout)
+	}
+	if n := e.receipts.Load(); n != 1 {
+		t.Fatalf("engine got %d requests; want 1 (a timed-out POST is not re-sent)", n)
+	}
+	// The connection that timed out is closed, not pooled: a late answer
+	// on it must never be read as the answer to the next event.
+	if st := h.Stats(); st.Timeouts != 1 || st.Conns != 0 {
+		t.Fatalf("Stats = %+v; want 1 timeout and no connection left", st)
+	}
+}
+
+func TestHTTPEngineClosesWithoutAnswer(t *testing.T) {
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		ctx.Conn().Close()
+	})
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Timeout: 2 * time.Second, DialAttempts: 5})
+	err := h.Forward([]byte("id"), nil, []byte(testEvent))
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("Forward error = %v; want ErrUnreachable", err)
+	}
+	t.Logf("error: %s", err)
+	// Leave a re-send time to arrive before counting.
+	time.Sleep(100 * time.Millisecond)
+	if n := e.receipts.Load(); n != 1 {
+		t.Fatalf("engine got %d requests; want exactly 1: a POST that reached the engine is never re-sent", n)
+	}
+	if st := h.Stats(); st.DialRetries != 0 {
+		t.Fatalf("Stats = %+v; want no retries", st)
+	}
+}
+
+func TestHTTPEngineNotListening(t *testing.T) {
+	tests := []struct {
+		attempts    int
+		wantRetries uint64
+	}{
+		{attempts: 1, wantRetries: 0},
+		{attempts: 3, wantRetries: 2},
+	}
+	for _, tc := range tests {
+		h := openHTTP(t, Config{URL: "http://" + freeAddr(t) + "/", Timeout: 2 * time.Second,
+			DialAttempts: tc.attempts, DialRetryDelay: 10 * time.Millisecond})
+		err := h.Forward([]byte("id"), nil, []byte(testEvent))
+		if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: ") {
+			t.Fatalf("attempts %d: Forward error = %v; want cannot connect to flow engine", tc.attempts, err)
+		}
+		t.Logf("error: %s", err)
+		if st := h.Stats(); st.DialRetries != tc.wantRetries || st.Failures != 1 {
+			t.Fatalf("attempts %d: Stats = %+v; want %d dial retries", tc.attempts, st, tc.wantRetries)
+		}
+	}
+}
+
+func TestHTTPConcurrentMaxConns(t *testing.T) {
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		time.Sleep(time.Millisecond)
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+	})
+	const maxConns, n = 4, 1000
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", MaxConns: maxConns, Timeout: 20 * time.Second})
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			if err := h.Forward([]byte{byte('a' + i%26)}, nil, []byte(testEvent)); err != nil {
+				if failed.Add(1) == 1 {
+					t.Errorf("Forward: %s", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if f := failed.Load(); f != 0 {
+		t.Fatalf("%d of %d Forwards failed", f, n)
+	}
+	if got := e.receipts.Load(); got != n {
+		t.Fatalf("engine got %d requests; want %d", got, n)
+	}
+	if m := e.maxOpen.Load(); m > maxConns {
+		t.Fatalf("engine saw %d connections open at once; want at most %d", m, maxConns)
+	}
+}
+
+func TestHTTPRecovery(t *testing.T) {
+	addr := freeAddr(t)
+	h := openHTTP(t, Config{URL: "http://" + addr + "/", Timeout: time.Second, DialRetryDelay: 10 * time.Millisecond})
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("Forward to a down engine: %v; want ErrUnreachable", err)
+	}
+	e := startEngine(t, addr, answer(200))
+	for i := range 3 {
+		if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+			t.Fatalf("Forward %d after the engine came up: %s", i, err)
+		}
+	}
+	// The engine goes away with a keep-alive connection in the pool and
+	// comes back: the pooled connection fails once, then a new one works.
+	e.stop()
+	e2 := startEngine(t, addr, answer(200))
+	var err error
+	for range 2 {
+		if err = h.Forward([]byte("id"), nil, []byte(testEvent)); err == nil {
+			break
+		}
+		t.Logf("first Forward after the restart: %s", err)
+	}
+	if err != nil {
+		t.Fatalf("Forward after the engine restarted: %s", err)
+	}
+	if e2.receipts.Load() == 0 {
+		t.Fatal("restarted engine got no request")
+	}
+}
+
+func TestHTTPClose(t *testing.T) {
+	e := startEngine(t, "127.0.0.1:0", answer(200))
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/"})
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Forward after Close = %v; want ErrClosed", err)
+	}
+}
+
+func TestHTTPLargeAnswer(t *testing.T) {
+	big := strings.Repeat("x", 64<<10)
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(big) })
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/"})
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+		t.Fatalf("Forward with a 2xx answer longer than the cap: %s", err)
+	}
+}
+
+func TestHTTPIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %s", err)
+	}
+	e := serveEngine(t, ln, answer(200))
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/in"})
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+		t.Fatalf("Forward to %s: %s", e.addr, err)
+	}
+}
+
+// An engine whose certificate is not trusted: the handshake fails before
+// any request byte is written, so the failure counts as a failed dial.
+func TestHTTPSUntrustedEngine(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsLn := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	e := serveEngine(t, tlsLn, answer(200))
+	_, port, _ := net.SplitHostPort(e.addr)
+	h := openHTTP(t, Config{URL: "https://localhost:" + port + "/in", DialAttempts: 2, DialRetryDelay: 10 * time.Millisecond})
+	err = h.Forward([]byte("id"), nil, []byte(testEvent))
+	if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: tls: ") {
+		t.Fatalf("Forward to an untrusted engine = %v; want a failed TLS handshake", err)
+	}
+	t.Logf("error: %s", err)
+	if n := e.receipts.Load(); n != 0 {
+		t.Fatalf("engine got %d requests; want 0", n)
+	}
+	if st := h.Stats(); st.DialRetries != 1 {
+		t.Fatalf("Stats = %+v; want the handshake retried once", st)
+	}
+
+	// Once the engine's certificate is trusted, the same engine accepts.
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tls.RootCAs = x509.NewCertPool()
+	h.tls.RootCAs.AddCert(cert)
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+		t.Fatalf("Forward to a trusted engine: %s", err)
+	}
+	if got := e.lastSeen(); got.body != testEvent || got.uri != "/in" {
+		t.Fatalf("engine saw %+v", got)
+	}
+}

@@ -1,0 +1,567 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/valyala/fastjson"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/hookgate/hookgate/matcher"
+)
+
+// Config is the YAML configuration file (SPEC §8). Zero fields take the
+// defaults documented beside them; Load fills them in and validates.
+type Config struct {
+	// Listen is the webhook listener's address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// PublicURL is the base of the printed webhook URLs. Default http://<listen>.
+	PublicURL string `yaml:"public_url"`
+	// AdminListen is the health/metrics/reload listener; "" turns it off.
+	AdminListen string `yaml:"admin_listen"`
+	// AdminToken, when set, is the Bearer token the admin listener requires.
+	AdminToken string `yaml:"admin_token"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For / X-Real-IP is believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxBodyBytes is the body cap. Default 4194304 (4 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// IdempotencyWindow is how long a Client-Token is remembered. Default 3h.
+	IdempotencyWindow Duration `yaml:"idempotency_window"`
+	// IdempotencyCapacity bounds the Client-Tokens remembered at once; past
+	// it new tokens are refused (429) rather than an old one forgotten.
+	// Default 4,000,000.
+	IdempotencyCapacity int `yaml:"idempotency_capacity"`
+	// Limits are the default rate limits (SPEC §5).
+	Limits Limits `yaml:"limits"`
+	// Downstream is where accepted events go (SPEC §7).
+	Downstream Downstream `yaml:"downstream"`
+	// Server holds the webhook listener's protective limits.
+	Server ServerLimits `yaml:"server"`
+	// Log configures the structured log.
+	Log Log `yaml:"log"`
+	// Tables own the automations.
+	Tables []Table `yaml:"tables"`
+}
+
+// Limits are rates in requests per second; each bucket's burst is one
+// second's rate.
+type Limits struct {
+	TableRPS      float64 `yaml:"table_rps"`      // default 50
+	AutomationRPS float64 `yaml:"automation_rps"` // with a credential, default 5
+	AnonymousRPS  float64 `yaml:"anonymous_rps"`  // without a credential, default 1
+}
+
+// Downstream is the flow engine hand-over.
+type Downstream struct {
+	// URL is http(s)://… or file:<path>. Default file:data/events.jsonl.
+	URL string `yaml:"url"`
+	// Timeout bounds one hand-over. Default 5s.
+	Timeout Duration `yaml:"timeout"`
+	// MaxConns bounds the connections to the flow engine. Default 512.
+	MaxConns int `yaml:"max_conns"`
+}
+
+// ServerLimits protect the webhook listener from slow and hostile clients.
+// All are on by default.
+type ServerLimits struct {
+	ReadTimeout    Duration `yaml:"read_timeout"`     // whole request incl. body, default 10s
+	WriteTimeout   Duration `yaml:"write_timeout"`    // default 10s
+	IdleTimeout    Duration `yaml:"idle_timeout"`     // keep-alive idle, default 60s
+	MaxHeaderBytes int      `yaml:"max_header_bytes"` // request line + headers, default 8192
+	MaxConnsPerIP  int      `yaml:"max_conns_per_ip"` // default 1024
+	Concurrency    int      `yaml:"concurrency"`      // connections served at once, default 65536
+}
+
+// Log configures zap.
+type Log struct {
+	Level string `yaml:"level"` // debug | info | warn | error, default info
+}
+
+// Table owns automations; its rate limit is shared by all of them.
+type Table struct {
+	ID          string       `yaml:"id"`
+	RPS         float64      `yaml:"rps"`
+	Automations []Automation `yaml:"automations"`
+}
+
+// Automation is one flow with one webhook trigger.
+type Automation struct {
+	ID                 string   `yaml:"id"`
+	Token              string   `yaml:"token"`
+	TokenEnv           string   `yaml:"token_env"`
+	Enabled            *bool    `yaml:"enabled"` // default true
+	Keywords           []string `yaml:"keywords"`
+	KeywordsIgnoreCase bool     `yaml:"keywords_ignore_case"`
+	Format             string   `yaml:"format"` // json | text | none, default json
+	Sample             string   `yaml:"sample"`
+	Credential         string   `yaml:"credential"`
+	CredentialEnv      string   `yaml:"credential_env"`
+	IPAllow            []string `yaml:"ip_allow"`
+	HTTPStepURLs       []string `yaml:"http_step_urls"`
+	RPS                float64  `yaml:"rps"`
+}
+
+// Duration is a time.Duration written as "5s", "3h" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("cannot parse duration %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Defaults of SPEC §5, §7 and §8.
+const (
+	DefaultListen              = "127.0.0.1:8080"
+	DefaultMaxBodyBytes        = 4 << 20
+	DefaultIdempotencyWindow   = 3 * time.Hour
+	DefaultIdempotencyCapacity = 4_000_000
+	DefaultTableRPS            = 50
+	DefaultAutomationRPS       = 5
+	DefaultAnonymousRPS        = 1
+	DefaultDownstreamURL       = "file:data/events.jsonl"
+	DefaultDownstreamTimeout   = 5 * time.Second
+	DefaultDownstreamMaxConns  = 512
+	// MaxKeywords and MaxKeywordBytes bound an automation's keywords (SPEC §4).
+	MaxKeywords     = 10
+	MaxKeywordBytes = 256
+	// MaxLoopHops is the Hookgate-Loop length that is refused (SPEC §6).
+	MaxLoopHops = 8
+	// minTokenLen is 22 URL-safe base64 characters: 132 bits.
+	minTokenLen = 22
+)
+
+// ConfigError lists every invalid field of a configuration file, each
+// naming the field and the value (never a secret's value).
+type ConfigError struct {
+	File     string
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration")
+	if e.File != "" {
+		b.WriteString(" ")
+		b.WriteString(e.File)
+	}
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// LoadFile reads, defaults and validates the YAML file at path.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read config: %w", err)
+	}
+	cfg, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = path
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Parse decodes a YAML document, fills in defaults, resolves *_env secrets
+// through lookupEnv and validates the result. Unknown fields are errors, so
+// a misspelt key can't silently fall back to a default.
+func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, &ConfigError{Problems: []string{yamlProblem(err)}}
+	}
+	cfg.setDefaults()
+	v := validator{lookupEnv: lookupEnv}
+	v.config(&cfg)
+	if len(v.problems) > 0 {
+		return nil, &ConfigError{Problems: v.problems}
+	}
+	return &cfg, nil
+}
+
+// yamlProblem shortens a yaml decoding error to its useful lines.
+func yamlProblem(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	return err.Error()
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.IdempotencyWindow == 0 {
+		c.IdempotencyWindow = Duration(DefaultIdempotencyWindow)
+	}
+	if c.IdempotencyCapacity == 0 {
+		c.IdempotencyCapacity = DefaultIdempotencyCapacity
+	}
+	if c.Limits.TableRPS == 0 {
+		c.Limits.TableRPS = DefaultTableRPS
+	}
+	if c.Limits.AutomationRPS == 0 {
+		c.Limits.AutomationRPS = DefaultAutomationRPS
+	}
+	if c.Limits.AnonymousRPS == 0 {
+		c.Limits.AnonymousRPS = DefaultAnonymousRPS
+	}
+	if c.Downstream.URL == "" {
+		c.Downstream.URL = DefaultDownstreamURL
+	}
+	if c.Downstream.Timeout == 0 {
+		c.Downstream.Timeout = Duration(DefaultDownstreamTimeout)
+	}
+	if c.Downstream.MaxConns == 0 {
+		c.Downstream.MaxConns = DefaultDownstreamMaxConns
+	}
+	s := &c.Server
+	if s.ReadTimeout == 0 {
+		s.ReadTimeout = Duration(10 * time.Second)
+	}
+	if s.WriteTimeout == 0 {
+		s.WriteTimeout = Duration(10 * time.Second)
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = Duration(60 * time.Second)
+	}
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = 8192
+	}
+	if s.MaxConnsPerIP == 0 {
+		s.MaxConnsPerIP = 1024
+	}
+	if s.Concurrency == 0 {
+		s.Concurrency = 65536
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	for ti := range c.Tables {
+		for ai := range c.Tables[ti].Automations {
+			a := &c.Tables[ti].Automations[ai]
+			if a.Format == "" {
+				a.Format = "json"
+			}
+			if a.Enabled == nil {
+				t := true
+				a.Enabled = &t
+			}
+		}
+	}
+}
+
+// validator collects problems; each names the field path and the value.
+type validator struct {
+	lookupEnv func(string) (string, bool)
+	problems  []string
+}
+
+func (v *validator) addf(field, format string, args ...any) {
+	v.problems = append(v.problems, field+": "+fmt.Sprintf(format, args...))
+}
+
+func (v *validator) config(c *Config) {
+	v.hostPort("listen", c.Listen)
+	if c.AdminListen != "" {
+		v.hostPort("admin_listen", c.AdminListen)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.addf("public_url", "%q is not an http(s) URL", c.PublicURL)
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			v.addf(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an IP address or CIDR", p)
+		}
+	}
+	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > 1<<30 {
+		v.addf("max_body_bytes", "%d is out of range 1..1073741824", c.MaxBodyBytes)
+	}
+	if c.IdempotencyWindow < 0 {
+		v.addf("idempotency_window", "%s is negative", time.Duration(c.IdempotencyWindow))
+	}
+	if c.IdempotencyCapacity < 0 {
+		v.addf("idempotency_capacity", "%d is negative", c.IdempotencyCapacity)
+	}
+	v.rate("limits.table_rps", c.Limits.TableRPS)
+	v.rate("limits.automation_rps", c.Limits.AutomationRPS)
+	v.rate("limits.anonymous_rps", c.Limits.AnonymousRPS)
+	v.downstream(&c.Downstream)
+	v.server(&c.Server)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.addf("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if len(c.Tables) == 0 {
+		v.addf("tables", "no tables: at least one table with one automation is needed")
+	}
+	tableIDs := map[string]string{}
+	autIDs := map[string]string{}
+	tokens := map[string]string{}
+	for ti := range c.Tables {
+		t := &c.Tables[ti]
+		tp := fmt.Sprintf("tables[%d]", ti)
+		if v.id(tp+".id", t.ID) {
+			if prev, ok := tableIDs[t.ID]; ok {
+				v.addf(tp+".id", "%q is already the id of %s", t.ID, prev)
+			}
+			tableIDs[t.ID] = tp
+		}
+		if t.RPS != 0 {
+			v.rate(tp+".rps", t.RPS)
+		}
+		for ai := range t.Automations {
+			a := &t.Automations[ai]
+			ap := fmt.Sprintf("%s.automations[%d]", tp, ai)
+			if v.id(ap+".id", a.ID) {
+				if prev, ok := autIDs[a.ID]; ok {
+					v.addf(ap+".id", "%q is already the id of %s", a.ID, prev)
+				}
+				autIDs[a.ID] = ap
+			}
+			v.automation(ap, c, t, a, tokens)
+		}
+	}
+}
+
+func (v *validator) hostPort(field, s string) {
+	if _, err := netip.ParseAddrPort(s); err == nil {
+		return
+	}
+	if i := strings.LastIndexByte(s, ':'); i >= 0 && i < len(s)-1 {
+		return // host names such as localhost:8080 are left to the listener
+	}
+	v.addf(field, "%q is not host:port", s)
+}
+
+func (v *validator) rate(field string, r float64) {
+	if !(r > 0 && r <= 1e6) {
+		v.addf(field, "%g is out of range (0, 1000000]", r)
+	}
+}
+
+func (v *validator) id(field, id string) bool {
+	if id == "" {
+		v.addf(field, "is empty")
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			v.addf(field, "%q has %q; ids use letters, digits, '_', '-' and '.'", id, string(c))
+			return false
+		}
+	}
+	if len(id) > 128 {
+		v.addf(field, "%q is %d bytes, at most 128", id, len(id))
+		return false
+	}
+	return true
+}
+
+func (v *validator) downstream(d *Downstream) {
+	switch {
+	case strings.HasPrefix(d.URL, "file:"):
+		if strings.TrimPrefix(d.URL, "file:") == "" {
+			v.addf("downstream.url", "%q names no file", d.URL)
+		}
+	case strings.HasPrefix(d.URL, "http://"), strings.HasPrefix(d.URL, "https://"):
+		u, err := url.Parse(d.URL)
+		if err != nil || u.Host == "" {
+			v.addf("downstream.url", "%q is not a valid URL", redactURL(d.URL))
+		}
+	default:
+		v.addf("downstream.url", "%q: use http://, https:// or file:<path>", redactURL(d.URL))
+	}
+	if d.Timeout <= 0 {
+		v.addf("downstream.timeout", "%s must be positive", time.Duration(d.Timeout))
+	}
+	if d.MaxConns < 1 {
+		v.addf("downstream.max_conns", "%d must be at least 1", d.MaxConns)
+	}
+}
+
+// redactURL drops a URL's userinfo and query, which may hold secrets.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	return u.String()
+}
+
+func (v *validator) server(s *ServerLimits) {
+	for _, d := range []struct {
+		field string
+		v     Duration
+	}{{"server.read_timeout", s.ReadTimeout}, {"server.write_timeout", s.WriteTimeout}, {"server.idle_timeout", s.IdleTimeout}} {
+		if d.v <= 0 {
+			v.addf(d.field, "%s must be positive", time.Duration(d.v))
+		}
+	}
+	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
+		v.addf("server.max_header_bytes", "%d is out of range 1024..1048576", s.MaxHeaderBytes)
+	}
+	if s.MaxConnsPerIP < 1 {
+		v.addf("server.max_conns_per_ip", "%d must be at least 1", s.MaxConnsPerIP)
+	}
+	if s.Concurrency < 1 {
+		v.addf("server.concurrency", "%d must be at least 1", s.Concurrency)
+	}
+}
+
+func (v *validator) automation(ap string, c *Config, t *Table, a *Automation, tokens map[string]string) {
+	token := v.secret(ap, "token", a.Token, a.TokenEnv, true)
+	if token != "" {
+		if prev, ok := tokens[token]; ok {
+			v.addf(ap+".token", "is the same as the token of %s; every automation needs its own", prev)
+		}
+		tokens[token] = ap
+	}
+	a.Token = token
+	a.Credential = v.secret(ap, "credential", a.Credential, a.CredentialEnv, false)
+	if _, err := matcher.Compile(a.Keywords, a.KeywordsIgnoreCase); err != nil {
+		v.addf(ap+".keywords", "%v", err)
+	}
+	switch a.Format {
+	case "json", "text", "none":
+	default:
+		v.addf(ap+".format", "%q is not one of json, text, none", a.Format)
+	}
+	if a.Sample != "" {
+		if err := fastjson.Validate(a.Sample); err != nil {
+			v.addf(ap+".sample", "is not valid JSON: %v", err)
+		}
+	}
+	for i, p := range a.IPAllow {
+		if _, err := parsePrefix(p); err != nil {
+			v.addf(fmt.Sprintf("%s.ip_allow[%d]", ap, i), "%q is not an IP address or CIDR", p)
+		}
+	}
+	if a.RPS != 0 {
+		v.rate(ap+".rps", a.RPS)
+		tableRPS := t.RPS
+		if tableRPS == 0 {
+			tableRPS = c.Limits.TableRPS
+		}
+		if a.RPS > tableRPS {
+			v.addf(ap+".rps", "%g is above its table's %g req/s", a.RPS, tableRPS)
+		}
+	}
+	for i, s := range a.HTTPStepURLs {
+		field := fmt.Sprintf("%s.http_step_urls[%d]", ap, i)
+		u, err := url.Parse(s)
+		if err != nil {
+			v.addf(field, "%q is not a valid URL", redactURL(s))
+			continue
+		}
+		if token != "" && callsWebhook(u, token) {
+			v.addf(field, "calls automation %q's own webhook, a loop (SPEC §6): change the HTTP step's URL", a.ID)
+		}
+	}
+}
+
+// callsWebhook reports whether u's path is the webhook path of token.
+func callsWebhook(u *url.URL, token string) bool {
+	p := strings.TrimRight(u.Path, "/")
+	return p == webhookPrefix+token
+}
+
+// secret resolves a value given inline or through an environment variable.
+// Problems never quote the secret itself.
+func (v *validator) secret(ap, name, inline, env string, required bool) string {
+	field := ap + "." + name
+	if inline != "" && env != "" {
+		v.addf(field, "both %s and %s_env are set; use one", name, name)
+		return ""
+	}
+	val := inline
+	if env != "" {
+		s, ok := v.lookupEnv(env)
+		if !ok || s == "" {
+			v.addf(field+"_env", "environment variable %q is not set", env)
+			return ""
+		}
+		val = s
+		field += "_env"
+	}
+	if val == "" {
+		if required {
+			v.addf(field, "is empty; generate one with `hookgate token`")
+		}
+		return ""
+	}
+	if len(val) < minTokenLen && name == "token" {
+		v.addf(field, "is %d characters, at least %d (128 bits of randomness)", len(val), minTokenLen)
+	}
+	for i := 0; i < len(val); i++ {
+		c := val[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-'
+		if name == "credential" {
+			ok = c > ' ' && c < 0x7f // any visible ASCII, as a header value
+		}
+		if !ok && name == "credential" {
+			v.addf(field, "has a character at offset %d that is not visible ASCII", i)
+			break
+		}
+		if !ok {
+			v.addf(field, "has a character at offset %d that is not URL-safe (A-Z a-z 0-9 - _)", i)
+			break
+		}
+	}
+	return val
+}
+
+// parsePrefix parses a CIDR or a bare address (a one-address prefix).
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.IndexByte(s, '/') >= 0 {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

@@ -1,0 +1,531 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hookgate/hookgate/idempotency"
+	"github.com/hookgate/hookgate/limiter"
+)
+
+// Forwarder hands one accepted event to the flow engine. Forward returns
+// nil only once the engine has acknowledged the event (SPEC §7); any error
+// means the event was not accepted and may be retried by the caller.
+// eventID, loop and event are valid only until Forward returns. It must be
+// safe for concurrent use.
+type Forwarder interface {
+	Forward(eventID, loop, event []byte) error
+}
+
+// Gateway runs the check pipeline of SPEC §3 on webhook requests.
+type Gateway struct {
+	routes atomic.Pointer[routes]
+	fwd    Forwarder
+	tokens *idempotency.Store
+	log    *zap.Logger
+	ids    eventIDs
+	states sync.Pool
+	// lingerSlots bounds the connections being drained after an early
+	// answer (see linger); past it such connections are simply closed.
+	lingerSlots chan struct{}
+	lingerFor   time.Duration
+	lingerMax   int
+}
+
+// New compiles cfg and returns a Gateway that forwards accepted events to
+// fwd and logs one line per request to log.
+func New(cfg *Config, fwd Forwarder, log *zap.Logger) (*Gateway, error) {
+	rs, err := compile(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		fwd:    fwd,
+		tokens: idempotency.New(cfg.IdempotencyCapacity, time.Duration(cfg.IdempotencyWindow)),
+		log:    log,
+
+		lingerSlots: make(chan struct{}, maxLingering),
+		lingerFor:   time.Duration(cfg.Server.ReadTimeout),
+		lingerMax:   int(cfg.MaxBodyBytes) + 64<<10,
+	}
+	g.routes.Store(rs)
+	g.states.New = func() any { return new(reqState) }
+	return g, nil
+}
+
+// reqState is the per-request scratch memory, pooled so the request path
+// does not allocate. Everything in it is valid until the handler returns.
+type reqState struct {
+	body    []byte
+	event   []byte
+	resp    []byte
+	eventID []byte
+	loop    []byte
+	scratch []byte
+	fields  []zap.Field
+	// claimed is the Client-Token key held in flight by this request.
+	claimed    idempotency.Key
+	hasClaimed bool
+}
+
+func (st *reqState) reset() {
+	st.body = st.body[:0]
+	st.event = st.event[:0]
+	st.resp = st.resp[:0]
+	st.eventID = st.eventID[:0]
+	st.loop = st.loop[:0]
+	st.scratch = st.scratch[:0]
+	clear(st.fields)
+	st.fields = st.fields[:0]
+	st.hasClaimed = false
+}
+
+// maxPooledBody keeps a pooled state from pinning a huge body buffer
+// forever; larger buffers are dropped and rebuilt on demand.
+const maxPooledBody = 8 << 20
+
+var (
+	strApplicationJSON = []byte("application/json")
+	strRetryAfter      = []byte("Retry-After")
+	strWWWAuthenticate = []byte("WWW-Authenticate")
+	strBearerChallenge = []byte(`Bearer realm="hookgate"`)
+	strAllow           = []byte("Allow")
+	strPOST            = []byte("POST")
+	strAuthorization   = []byte("Authorization")
+	strBearerPrefix    = []byte("Bearer ")
+	strClientToken     = []byte("Client-Token")
+	strLoop            = []byte("Hookgate-Loop")
+	strXFF             = []byte("X-Forwarded-For")
+	strXRealIP         = []byte("X-Real-IP")
+	strWebhookPrefix   = []byte(webhookPrefix)
+)
+
+// outcome is what one request ended with, for the log line.
+type outcome struct {
+	// unread is how much body is left unread when the request was refused
+	// early: the declared length, or -1 for a chunked body known to be
+	// over the cap; 0 when there is nothing to drain.
+	unread  int
+	r       *route
+	code    Code
+	status  int
+	bodyLen int
+	client  netip.Addr
+	reason  string // why a request failed beyond its code, e.g. the engine's error
+	// bodyRead is set once the whole body has been read.
+	bodyRead bool
+}
+
+const (
+	// fasthttpDrainLimit is how much unread body fasthttp discards itself
+	// after a response before it closes the connection instead.
+	fasthttpDrainLimit = 256 << 10
+	// maxLingering bounds the connections drained at once by linger.
+	maxLingering = 256
+)
+
+// linger answers a request whose body was not read and then drains it, so
+// a caller that sends its whole body before reading the answer (as many
+// HTTP clients do) reads the refusal instead of a connection reset. The
+// connection is hijacked: the response is written first, with Connection:
+// close, then the body is read and dropped — at most lingerMax bytes within
+// lingerFor — on its own goroutine, and the connection closed. Only
+// maxLingering connections linger at once: past that, or for a body
+// declared larger than lingerMax, the connection is simply closed.
+//
+// fasthttp skips the hijack handler of a response marked Connection:
+// close, so the response is written here, not by fasthttp.
+func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
+	stream := ctx.RequestBodyStream()
+	if stream == nil || unread > g.lingerMax {
+		ctx.SetConnectionClose()
+		return
+	}
+	limit := int64(unread)
+	if unread < 0 {
+		limit = int64(g.lingerMax)
+	}
+	select {
+	case g.lingerSlots <- struct{}{}:
+	default:
+		ctx.SetConnectionClose()
+		return
+	}
+	resp := fasthttp.AcquireResponse()
+	ctx.Response.CopyTo(resp)
+	resp.SetConnectionClose()
+	deadline := time.Now().Add(g.lingerFor)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) {
+		defer func() { <-g.lingerSlots }()
+		defer fasthttp.ReleaseResponse(resp)
+		_ = c.SetDeadline(deadline)
+		if _, err := resp.WriteTo(c); err != nil {
+			return
+		}
+		buf := lingerBufs.Get().(*[]byte)
+		_, _ = io.CopyBuffer(io.Discard, io.LimitReader(stream, limit), *buf)
+		lingerBufs.Put(buf)
+	})
+}
+
+var lingerBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// Handle is the fasthttp handler of the webhook listener.
+func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
+	st := g.states.Get().(*reqState)
+	var out outcome
+	defer func() {
+		if p := recover(); p != nil {
+			// One bad request must not take the process down. The
+			// token, if any, is released so the caller's retry works.
+			if st.hasClaimed {
+				g.tokens.Release(st.claimed)
+			}
+			g.refuse(ctx, st, ErrUnavailable, 1)
+			out.code, out.status = ErrUnavailable.Code, ErrUnavailable.Status
+			out.reason = "panic"
+			g.log.Error("request handler panic", zap.Any("panic", p), zap.Stack("stack"))
+		}
+		if out.unread != 0 {
+			g.linger(ctx, out.unread)
+		}
+		g.logRequest(ctx, st, &out)
+		st.reset()
+		if cap(st.body) > maxPooledBody {
+			st.body = nil
+		}
+		g.states.Put(st)
+	}()
+	g.serve(ctx, st, &out)
+}
+
+// serve runs the checks of SPEC §3 in order; the first failing check
+// answers.
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
+	rs := g.routes.Load()
+	fail := func(e *Refusal) {
+		out.code, out.status = e.Code, e.Status
+		g.refuse(ctx, st, e, 0)
+	}
+	// A refusal before the body is read leaves it on the wire; fasthttp
+	// drains up to 256 KiB itself and keeps the connection, a larger
+	// declared body is drained by linger so the caller can read the answer.
+	if cl := ctx.Request.Header.ContentLength(); cl > fasthttpDrainLimit {
+		out.unread = cl
+		defer func() {
+			if out.bodyRead {
+				out.unread = 0
+			}
+		}()
+	}
+
+	// 1. Method.
+	if !ctx.IsPost() {
+		ctx.Response.Header.SetBytesKV(strAllow, strPOST)
+		fail(ErrMethod)
+		return
+	}
+	// 2. Token.
+	path := ctx.Path()
+	if !bytes.HasPrefix(path, strWebhookPrefix) {
+		fail(ErrNotFound)
+		return
+	}
+	r := rs.lookup(path[len(strWebhookPrefix):])
+	if r == nil {
+		fail(ErrNotFound)
+		return
+	}
+	out.r = r
+	// 3. Enabled.
+	if !r.enabled {
+		fail(ErrDisabled)
+		return
+	}
+	// 4. IP allow-list. The client address is needed for the event too.
+	hdr := &ctx.Request.Header
+	client := clientAddr(peerAddr(ctx.RemoteIP()), rs.trusted, hdr.PeekBytes(strXFF), hdr.PeekBytes(strXRealIP))
+	out.client = client
+	if len(r.allow) > 0 && !r.allow.contains(client) {
+		fail(ErrIPNotAllow)
+		return
+	}
+	// 5. Credential.
+	if r.credential != nil {
+		auth := hdr.PeekBytes(strAuthorization)
+		if !bytes.HasPrefix(auth, strBearerPrefix) || !constantTimeEqual(auth[len(strBearerPrefix):], r.credential) {
+			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			fail(ErrCredential)
+			return
+		}
+	}
+	// 6. Loop marker.
+	loopIn := hdr.PeekBytes(strLoop)
+	if loops(loopIn, r.loopSelf) {
+		fail(ErrLoop)
+		return
+	}
+	// 7. Declared size.
+	cl := hdr.ContentLength()
+	if cl > rs.maxBody {
+		out.unread = cl
+		fail(ErrTooLarge)
+		return
+	}
+	// 8. Rate limits, on the request's own clock.
+	now := ctx.Time()
+	if scope, wait := limiter.Allow(r.bucket, r.tableLimit, now.UnixNano()); scope != limiter.None {
+		out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
+		g.refuse(ctx, st, ErrRateLimited, wait)
+		return
+	}
+	// 9. Body, cut off at the cap.
+	if e := g.readBody(ctx, st, cl, rs.maxBody); e != nil {
+		if e == ErrTooLarge {
+			out.unread = -1
+		}
+		out.bodyLen = len(st.body)
+		fail(e)
+		return
+	}
+	out.bodyRead = true
+	body := st.body
+	out.bodyLen = len(body)
+	// 10. JSON.
+	if !validJSON(body) {
+		fail(ErrInvalidJSON)
+		return
+	}
+	// 11. Keywords.
+	kw, ok := r.match.Match(body)
+	if !ok {
+		out.code, out.status = CodeOK, fasthttp.StatusOK
+		g.answer(ctx, fasthttp.StatusOK, bodyKeywordMiss)
+		out.reason = "keyword miss"
+		return
+	}
+	// 12. Client-Token.
+	clientToken := hdr.PeekBytes(strClientToken)
+	if len(clientToken) > 0 {
+		k := g.tokens.Key(r.id, clientToken)
+		switch g.tokens.Claim(k, now.UnixNano()) {
+		case idempotency.Claimed:
+			st.claimed, st.hasClaimed = k, true
+		case idempotency.Duplicate:
+			out.code, out.status = CodeOK, fasthttp.StatusOK
+			out.reason = "duplicate"
+			g.answer(ctx, fasthttp.StatusOK, bodyDuplicate)
+			return
+		case idempotency.InFlight:
+			fail(ErrInFlight)
+			return
+		default: // Full: refuse rather than forget a token.
+			out.reason = "client-token store full"
+			out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
+			g.refuse(ctx, st, ErrRateLimited, time.Second)
+			return
+		}
+	}
+	// 13. Hand over to the flow engine.
+	st.eventID = g.ids.next(st.eventID[:0], now.UnixMilli())
+	st.loop = appendLoopHeader(st.loop[:0], loopIn, r.loopSelf)
+	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, body)
+	if err := g.fwd.Forward(st.eventID, st.loop, st.event); err != nil {
+		if st.hasClaimed {
+			g.tokens.Release(st.claimed)
+			st.hasClaimed = false
+		}
+		out.reason = err.Error()
+		out.code, out.status = ErrUnavailable.Code, ErrUnavailable.Status
+		g.refuse(ctx, st, ErrUnavailable, time.Second)
+		return
+	}
+	if st.hasClaimed {
+		g.tokens.Done(st.claimed, now.UnixNano())
+		st.hasClaimed = false
+	}
+	out.code, out.status = CodeOK, fasthttp.StatusOK
+	st.resp = appendAccepted(st.resp[:0], st.eventID)
+	g.answer(ctx, fasthttp.StatusOK, st.resp)
+}
+
+// readBody reads the request body into st.body through a limit of max+1
+// bytes, so a body without Content-Length can't exceed the cap either.
+func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) *Refusal {
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		st.body = append(st.body[:0], ctx.Request.Body()...)
+		return nil
+	}
+	if cl >= 0 {
+		if cap(st.body) < cl {
+			st.body = make([]byte, cl)
+		}
+		st.body = st.body[:cl]
+		if _, err := io.ReadFull(stream, st.body); err != nil {
+			ctx.SetConnectionClose()
+			return ErrInvalidJSON // truncated: the body can't be valid
+		}
+		return nil
+	}
+	// Chunked: read until EOF, refusing the byte past the cap.
+	b := st.body[:0]
+	for {
+		if len(b) == cap(b) {
+			if len(b) > max {
+				st.body = b
+				return ErrTooLarge
+			}
+			b = append(b, 0)[:len(b)]
+		}
+		limit := min(cap(b), max+1)
+		n, err := stream.Read(b[len(b):limit])
+		b = b[:len(b)+n]
+		if len(b) > max {
+			st.body = b
+			return ErrTooLarge
+		}
+		if err == io.EOF {
+			st.body = b
+			return nil
+		}
+		if err != nil {
+			st.body = b
+			ctx.SetConnectionClose()
+			return ErrInvalidJSON
+		}
+	}
+}
+
+// refuse answers with a refusal. wait, when positive, becomes Retry-After
+// in whole seconds (at least 1); 429 and 503 always carry it.
+func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, st *reqState, e *Refusal, wait time.Duration) {
+	if e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable {
+		secs := int64((wait + time.Second - 1) / time.Second)
+		if secs < 1 {
+			secs = 1
+		}
+		st.scratch = strconv.AppendInt(st.scratch[:0], secs, 10)
+		ctx.Response.Header.SetBytesKV(strRetryAfter, st.scratch)
+	}
+	g.answer(ctx, e.Status, e.body)
+}
+
+func (g *Gateway) answer(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
+	ctx.Response.SetBody(body)
+}
+
+// loops reports whether a Hookgate-Loop value already holds self or holds
+// MaxLoopHops or more ids (SPEC §6).
+func loops(marker, self []byte) bool {
+	n := 0
+	for len(marker) > 0 {
+		var id []byte
+		if i := bytes.IndexByte(marker, ','); i >= 0 {
+			id, marker = marker[:i], marker[i+1:]
+		} else {
+			id, marker = marker, nil
+		}
+		id = bytes.TrimSpace(id)
+		if len(id) == 0 {
+			continue
+		}
+		if bytes.Equal(id, self) {
+			return true
+		}
+		n++
+	}
+	return n >= MaxLoopHops
+}
+
+// appendLoopHeader appends the Hookgate-Loop value of a forwarded event:
+// the ids already in the marker, then self.
+func appendLoopHeader(dst, marker, self []byte) []byte {
+	forEachID(marker, func(id []byte) {
+		dst = append(dst, id...)
+		dst = append(dst, ',')
+	})
+	return append(dst, self...)
+}
+
+// forEachID calls f with each non-empty, space-trimmed id of a marker.
+func forEachID(marker []byte, f func(id []byte)) {
+	for len(marker) > 0 {
+		var id []byte
+		if i := bytes.IndexByte(marker, ','); i >= 0 {
+			id, marker = marker[:i], marker[i+1:]
+		} else {
+			id, marker = marker, nil
+		}
+		if id = bytes.TrimSpace(id); len(id) > 0 {
+			f(id)
+		}
+	}
+}
+
+func constantTimeEqual(a, b []byte) bool {
+	return subtle.ConstantTimeCompare(a, b) == 1
+}
+
+// logRequest writes the request's one log line: accepted events and
+// keyword misses at info, refusals at info too (sampled by the core), and
+// never a token, credential or body.
+func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
+	lvl := zapcore.InfoLevel
+	if out.status >= 500 {
+		lvl = zapcore.ErrorLevel
+	}
+	ce := g.log.Check(lvl, "request")
+	if ce == nil {
+		return
+	}
+	f := st.fields[:0]
+	if out.r != nil {
+		f = append(f, zap.String("automation", out.r.id), zap.String("table", out.r.table))
+	}
+	f = append(f,
+		zap.Int("code", int(out.code)),
+		zap.Int("status", out.status),
+		zap.Duration("latency_ms", time.Since(ctx.Time())),
+		zap.Int("body_bytes", out.bodyLen),
+	)
+	if len(st.eventID) > 0 {
+		f = append(f, zap.String("event_id", b2s(st.eventID)))
+	}
+	if out.client.IsValid() {
+		st.scratch = out.client.AppendTo(st.scratch[:0])
+		f = append(f, zap.String("client_ip", b2s(st.scratch)))
+	}
+	if out.reason != "" {
+		f = append(f, zap.String("reason", out.reason))
+	}
+	st.fields = f
+	ce.Write(f...)
+}
+
+// Reload swaps in a new configuration. Requests in flight finish on the
+// routes they started with; rate-limit buckets of automations and tables
+// that still exist keep their state; a removed automation answers 404 and
+// a rotated token stops working from the next request on.
+func (g *Gateway) Reload(cfg *Config) error {
+	rs, err := compile(cfg, g.routes.Load())
+	if err != nil {
+		return err
+	}
+	g.routes.Store(rs)
+	return nil
+}

@@ -1,0 +1,99 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestValidJSON(t *testing.T) {
+	f := func(in string, want bool) {
+		t.Helper()
+		if got := validJSON([]byte(in)); got != want {
+			t.Errorf("validJSON(%q) = %v, want %v", in, got, want)
+		}
+	}
+	for _, s := range []string{
+		`{}`, `[]`, ` {"a":1} `, `"x"`, `0`, `-0.5e+10`, `true`, `false`, `null`,
+		`{"a":[1,{"b":null}],"c":"\u65b0\"\\\/\b\f\n\r\t"}`, "[1,\n2]", `{"":""}`, `"新品"`,
+	} {
+		f(s, true)
+	}
+	for _, s := range []string{
+		``, ` `, `{`, `}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `[1,]`, `[,1]`, `{"a":1 "b":2}`, `{a:1}`,
+		`01`, `1.`, `.5`, `-`, `1e`, `+1`, `tru`, `nul`, `"abc`, `"a\x"`, `"\u12g4"`, "\"a\nb\"",
+		"\"a\x01\"", `{} {}`, `[1] x`, "\"\xff\"", `{"a":1]`, `[1}`, `NaN`,
+	} {
+		f(s, false)
+	}
+	deep := bytes.Repeat([]byte("["), maxJSONDepth)
+	deep = append(deep, bytes.Repeat([]byte("]"), maxJSONDepth)...)
+	f(string(deep), true)
+	f("["+string(deep)+"]", false)
+}
+
+// FuzzValidJSON checks validJSON against encoding/json as the oracle and
+// the compacted form of any valid body against the original.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{`{"a":[1,2,{"b":"c"}]}`, `[]`, `"\u00e9"`, `{"x":-1.5e3}`, "[1,\n 2]", `{"a":"b\\"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := validJSON(b)
+		want := json.Valid(b) && utf8.Valid(b)
+		if got != want {
+			t.Fatalf("validJSON(%q) = %v, encoding/json says %v", b, got, want)
+		}
+		if !got {
+			return
+		}
+		c := appendCompactJSON(nil, b)
+		if bytes.ContainsAny(c, "\n\r") {
+			t.Fatalf("compacted %q holds a newline: %q", b, c)
+		}
+		var want2 bytes.Buffer
+		if err := json.Compact(&want2, b); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(c, want2.Bytes()) {
+			t.Fatalf("appendCompactJSON(%q) = %q, want %q", b, c, want2.Bytes())
+		}
+	})
+}
+
+// FuzzAppendJSONString: the escaped form always parses and round-trips
+// (invalid UTF-8 becomes U+FFFD, as encoding/json decodes it too).
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"b\`, "ctl\x00\x1f\n", "新品", "\xff\xfe", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatalf("%q escaped to %q: %v", s, b, err)
+		}
+		if want := perByteValid(s); got != want {
+			t.Fatalf("%q round-tripped to %q", s, got)
+		}
+		if bytes.ContainsAny(b, "\n\r") {
+			t.Fatalf("escaped string has a raw newline: %q", b)
+		}
+	})
+}
+
+// perByteValid replaces each byte of an invalid UTF-8 sequence with U+FFFD.
+func perByteValid(s string) string {
+	var b []byte
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, s[i:i+n]...)
+		}
+		i += n
+	}
+	return string(b)
+}

@@ -1,0 +1,160 @@
+package gateway
+
+import (
+	"fmt"
+	"hash/maphash"
+
+	"github.com/hookgate/hookgate/limiter"
+	"github.com/hookgate/hookgate/matcher"
+)
+
+// webhookPrefix is the path of every webhook URL before its token.
+const webhookPrefix = "/webhook/flow/"
+
+// routes is a compiled configuration: everything the request path reads,
+// built once per load and read-only afterwards, so requests share it
+// without locks.
+type routes struct {
+	// seed keys the token hash, so callers can't aim at hash collisions.
+	seed    maphash.Seed
+	byToken map[uint64]*route
+	trusted prefixes
+	maxBody int
+	list    []*route // in config order
+}
+
+// route is one compiled automation.
+type route struct {
+	id, table  string
+	token      []byte
+	credential []byte // nil: no credential check
+	enabled    bool
+	allow      prefixes
+	match      *matcher.Matcher
+	format     string
+	bucket     *limiter.Bucket // the automation's
+	tableLimit *limiter.Bucket // shared by the table's automations
+	// head is the envelope's constant middle:
+	// `","table":"…","automation":"…","received_at":"`.
+	head []byte
+	// formatJSON is `"json"`, `"text"` or `"none"`.
+	formatJSON []byte
+	// keywordsJSON holds each keyword as a JSON string literal.
+	keywordsJSON [][]byte
+	// loopSelf is the automation id appended to a forwarded Hookgate-Loop.
+	loopSelf []byte
+}
+
+// compile builds routes from a validated configuration. Buckets of
+// automations and tables present in prev (a previous generation) are kept,
+// with their current state, so a reload does not reset rate limits.
+func compile(cfg *Config, prev *routes) (*routes, error) {
+	rs := &routes{
+		seed:    maphash.MakeSeed(),
+		byToken: make(map[uint64]*route),
+		maxBody: int(cfg.MaxBodyBytes),
+	}
+	for _, p := range cfg.TrustedProxies {
+		pr, err := parsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_proxies: cannot parse %q: %w", p, err)
+		}
+		rs.trusted = append(rs.trusted, pr)
+	}
+	oldAut := map[string]*limiter.Bucket{}
+	oldTable := map[string]*limiter.Bucket{}
+	if prev != nil {
+		for _, r := range prev.list {
+			oldAut[r.id] = r.bucket
+			oldTable[r.table] = r.tableLimit
+		}
+	}
+	for _, t := range cfg.Tables {
+		tableRPS := t.RPS
+		if tableRPS == 0 {
+			tableRPS = cfg.Limits.TableRPS
+		}
+		tb := oldTable[t.ID]
+		if tb == nil {
+			tb = limiter.NewBucket(tableRPS)
+		} else {
+			tb.SetRate(tableRPS)
+		}
+		for _, a := range t.Automations {
+			r, err := compileAutomation(cfg, t.ID, &a)
+			if err != nil {
+				return nil, err
+			}
+			rps := a.RPS
+			if rps == 0 {
+				rps = cfg.Limits.AnonymousRPS
+				if r.credential != nil {
+					rps = cfg.Limits.AutomationRPS
+				}
+			}
+			r.tableLimit = tb
+			if b := oldAut[a.ID]; b != nil {
+				b.SetRate(rps)
+				r.bucket = b
+			} else {
+				r.bucket = limiter.NewBucket(rps)
+			}
+			h := maphash.String(rs.seed, a.Token)
+			if _, dup := rs.byToken[h]; dup {
+				// Two distinct tokens collide in 64 bits: astronomically
+				// unlikely, but a reseed would hide a real duplicate.
+				return nil, fmt.Errorf("automation %q: token hash collision; restart to reseed", a.ID)
+			}
+			rs.byToken[h] = r
+			rs.list = append(rs.list, r)
+		}
+	}
+	return rs, nil
+}
+
+func compileAutomation(cfg *Config, table string, a *Automation) (*route, error) {
+	m, err := matcher.Compile(a.Keywords, a.KeywordsIgnoreCase)
+	if err != nil {
+		return nil, fmt.Errorf("automation %q: keywords: %w", a.ID, err)
+	}
+	r := &route{
+		id:      a.ID,
+		table:   table,
+		token:   []byte(a.Token),
+		enabled: a.Enabled == nil || *a.Enabled,
+		match:   m,
+		format:  a.Format,
+	}
+	if a.Credential != "" {
+		r.credential = []byte(a.Credential)
+	}
+	for _, p := range a.IPAllow {
+		pr, err := parsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("automation %q: ip_allow: cannot parse %q: %w", a.ID, p, err)
+		}
+		r.allow = append(r.allow, pr)
+	}
+	h := append([]byte(nil), `","table":`...)
+	h = appendJSONString(h, table)
+	h = append(h, `,"automation":`...)
+	h = appendJSONString(h, a.ID)
+	r.head = append(h, `,"received_at":"`...)
+	r.formatJSON = appendJSONString(nil, a.Format)
+	for _, k := range a.Keywords {
+		r.keywordsJSON = append(r.keywordsJSON, appendJSONString(nil, k))
+	}
+	r.loopSelf = []byte(a.ID)
+	return r, nil
+}
+
+// lookup finds the automation of a webhook token. The map is keyed by a
+// seeded hash and the token itself is compared in constant time, so the
+// lookup's timing says nothing about how much of a guess was right.
+func (rs *routes) lookup(token []byte) *route {
+	r := rs.byToken[maphash.Bytes(rs.seed, token)]
+	if r == nil || !constantTimeEqual(r.token, token) {
+		return nil
+	}
+	return r
+}

@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// NewServer returns the webhook listener's fasthttp server with the
+// protective limits of cfg.Server.
+//
+// The body is streamed (StreamRequestBody) so that the header checks run
+// before it is read. In streaming mode fasthttp does not enforce
+// MaxRequestBodySize; instead it pre-reads min(MaxRequestBodySize,
+// Content-Length, 8 KiB) body bytes before calling the handler. Setting it
+// to 1 keeps that pre-read to a single byte; the handler enforces the real
+// cap (max_body_bytes) itself, for Content-Length and chunked bodies alike.
+func (g *Gateway) NewServer(cfg *Config) *fasthttp.Server {
+	s := cfg.Server
+	return &fasthttp.Server{
+		Handler:                       g.Handle,
+		ErrorHandler:                  g.handleError,
+		Name:                          "hookgate",
+		StreamRequestBody:             true,
+		MaxRequestBodySize:            1,
+		DisablePreParseMultipartForm:  true,
+		ReadTimeout:                   time.Duration(s.ReadTimeout),
+		WriteTimeout:                  time.Duration(s.WriteTimeout),
+		IdleTimeout:                   time.Duration(s.IdleTimeout),
+		ReadBufferSize:                s.MaxHeaderBytes,
+		MaxConnsPerIP:                 s.MaxConnsPerIP,
+		Concurrency:                   s.Concurrency,
+		CloseOnShutdown:               true,
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{g.log},
+	}
+}
+
+// handleError answers fasthttp's own errors (a malformed request line or
+// header, headers over max_header_bytes, a read timeout) with a JSON body
+// of SPEC §3: a request that can't be parsed names no webhook (404). The
+// connection is closed afterwards by fasthttp.
+func (g *Gateway) handleError(ctx *fasthttp.RequestCtx, err error) {
+	e := ErrNotFound
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		e = ErrTooLarge
+	}
+	ctx.SetConnectionClose()
+	ctx.SetStatusCode(e.Status)
+	ctx.Response.Header.SetContentTypeBytes(strApplicationJSON)
+	ctx.Response.SetBody(e.body)
+	g.log.Debug("malformed request", zap.Int("code", int(e.Code)), zap.String("error", redactParseError(err)))
+}
+
+// redactParseError keeps only the kind of a fasthttp parse error: its text
+// may quote the request line, which holds the webhook token.
+func redactParseError(err error) string {
+	var te interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &te) && te.Timeout():
+		return "timeout"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return "body too large"
+	default:
+		return fmt.Sprintf("%T", err)
+	}
+}
+
+// fasthttpLogger routes fasthttp's own messages to zap at warn level.
+// Their text can quote request data, so it is not logged verbatim.
+type fasthttpLogger struct{ log *zap.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn("http server", zap.String("format", format))
+}

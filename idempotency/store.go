@@ -1,0 +1,226 @@
+// Package idempotency remembers Client-Tokens (SPEC §2, §3 rows 12 and 12b,
+// §7) so that the same non-empty token for the same automation triggers at
+// most once within the window, exactly, under any concurrency.
+//
+// A cache that may drop or delay writes cannot be the authority for "at most
+// once", so the Store is an exact set with set-if-absent: Claim puts a token
+// in flight, then Done remembers it until the window has passed or Release
+// forgets it (the flow engine refused the event, so the caller's retry must
+// trigger). It never forgets an unexpired token to make room: when it holds
+// its capacity of live tokens, Claim answers Full and the gateway refuses
+// the request instead of risking a second trigger.
+//
+// Time is passed in by the caller as Unix nanoseconds (the request's own
+// timestamp) and never read here. No goroutine runs in the background:
+// expired tokens are reclaimed by the calls themselves.
+package idempotency
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"math/bits"
+	"time"
+)
+
+// Key identifies one (automation, Client-Token) pair: 128 bits of keyed
+// hash. It is only meaningful to the Store that made it.
+type Key struct {
+	hi, lo uint64
+}
+
+// Key returns the key of token for automation. The hash is keyed with two
+// seeds drawn at random when the Store is made, so a caller cannot craft
+// two tokens that collide, and the automation id is length-prefixed so
+// ("a", "bc") and ("ab", "c") hash differently. It does not allocate and
+// does not retain token.
+func (s *Store) Key(automation string, token []byte) Key {
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(automation)))
+	var h maphash.Hash
+	h.SetSeed(s.seedHi)
+	h.Write(n[:])
+	h.WriteString(automation)
+	h.Write(token)
+	hi := h.Sum64()
+	h.SetSeed(s.seedLo) // SetSeed also resets the written data
+	h.Write(n[:])
+	h.WriteString(automation)
+	h.Write(token)
+	return Key{hi: hi, lo: h.Sum64()}
+}
+
+// Result is the answer of Claim.
+type Result uint8
+
+const (
+	// Claimed: the token was absent (or expired) and is now in flight for
+	// this caller, which must follow up with Done or Release.
+	Claimed Result = iota
+	// InFlight: another request holds the token and has not finished
+	// (SPEC §3 row 12b, 409).
+	InFlight
+	// Duplicate: the token already triggered within the window (SPEC §3
+	// row 12, 200 with data.duplicate=true).
+	Duplicate
+	// Full: the Store holds as many live tokens as it may and none can be
+	// reclaimed yet; the token was not recorded. The gateway must not
+	// trigger, since it could not then recognise a retry.
+	Full
+)
+
+// String returns the result's name, for metric labels and logs.
+func (r Result) String() string {
+	switch r {
+	case Claimed:
+		return "claimed"
+	case InFlight:
+		return "in_flight"
+	case Duplicate:
+		return "duplicate"
+	case Full:
+		return "full"
+	}
+	return "unknown"
+}
+
+const (
+	// maxShards bounds the lock striping: 256 locks leave two cores (or
+	// sixty-four) rarely waiting on one another.
+	maxShards = 256
+	// minShardCap keeps each shard's share of the capacity large enough
+	// that the shares fill evenly: with fewer tokens per shard the first
+	// shard to fill would do so well before the Store as a whole.
+	minShardCap = 4096
+	// minSlots is a shard's first table size.
+	minSlots = 16
+	// Tables hold at most loadNum/loadDen live-or-expired slots, keeping
+	// linear probe sequences short, and grow by growNum/growDen, so the
+	// load stays between 0.6 and 0.75 once past minSlots: 32 to 40 bytes
+	// of table per token.
+	loadNum, loadDen = 3, 4
+	growNum, growDen = 5, 4
+	// sweepBudget is how many slots each Claim pays for examining for
+	// expired tokens beyond its own probe. A shard's table is swept once
+	// per slots/sweepBudget claims, so at steady load an expired token
+	// lingers for at most about window/(0.6*sweepBudget), a tenth of the
+	// window: few enough that the table does not grow for garbage and the
+	// full scan before answering Full is rare.
+	sweepBudget = 16
+	// sweepBatch is how many slots are swept at once: the budget is
+	// saved up over claims and spent in one run, because a long
+	// sequential run of a cold table costs far fewer cache misses per
+	// slot than sixteen slots at a time.
+	sweepBatch = 128
+)
+
+// Store is an exact, bounded set of Client-Tokens. It is safe for
+// concurrent use. The zero value is unusable; use New.
+type Store struct {
+	window         int64
+	seedHi, seedLo maphash.Seed
+	shardShift     uint // key.hi >> shardShift picks the shard (64 for one shard: Go shifts that far to 0)
+	shards         []shard
+}
+
+// New returns a Store that remembers each token for window after Done and
+// holds at most capacity live tokens (in flight or done and unexpired).
+//
+// The capacity is split evenly among the shards and each shard's share is
+// a hard limit, so Full may come slightly before capacity tokens are held
+// (at 4,000,000, within a few percent). Memory grows with the tokens held,
+// not with capacity: an idle Store holds a few kilobytes.
+//
+// New panics when capacity or window is not positive: those are checked
+// when the configuration is validated.
+func New(capacity int, window time.Duration) *Store {
+	if capacity <= 0 {
+		panic("BUG: idempotency.New: capacity must be positive")
+	}
+	if window <= 0 {
+		panic("BUG: idempotency.New: window must be positive")
+	}
+	n := 1
+	for n < maxShards && capacity/(2*n) >= minShardCap {
+		n *= 2
+	}
+	s := &Store{
+		window:     int64(window),
+		seedHi:     maphash.MakeSeed(),
+		seedLo:     maphash.MakeSeed(),
+		shardShift: uint(64 - bits.TrailingZeros(uint(n))),
+		shards:     make([]shard, n),
+	}
+	per := capacity / n
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.cap = per
+		if i < capacity%n {
+			sh.cap++ // hand out the remainder so the shares sum to capacity
+		}
+		// The largest table that cap tokens need at the load bound.
+		sh.maxSlots = max(minSlots, (sh.cap*loadDen+loadNum-1)/loadNum+1)
+	}
+	return s
+}
+
+func (s *Store) shard(k Key) *shard {
+	return &s.shards[k.hi>>s.shardShift]
+}
+
+// Claim records k as in flight at now unless it is already live, and says
+// which it was. Only one of any number of concurrent Claims of one key
+// gets Claimed. A Claimed key stays in flight until Done, Release, or
+// now+window, whichever comes first: the deadline keeps a request that
+// never finished from blocking its token forever.
+func (s *Store) Claim(k Key, now int64) Result {
+	sh := s.shard(k)
+	sh.mu.Lock()
+	r := sh.claim(k, now, s.expiry(now))
+	if sh.sweepDue += sweepBudget; sh.sweepDue >= sweepBatch {
+		sh.sweep(now, sh.sweepDue)
+		sh.sweepDue = 0
+	}
+	sh.mu.Unlock()
+	return r
+}
+
+// Done marks k, claimed before, as triggered: Claims of it answer
+// Duplicate until now+window. If k is no longer held (its claim expired)
+// it is recorded afresh when there is room.
+func (s *Store) Done(k Key, now int64) {
+	sh := s.shard(k)
+	sh.mu.Lock()
+	sh.done(k, now, s.expiry(now))
+	sh.mu.Unlock()
+}
+
+// Release forgets k if it is in flight, so that the caller's retry can
+// trigger (SPEC §7: the flow engine did not take the event). A token that
+// is done is kept: once an event was delivered its token must not trigger
+// again.
+func (s *Store) Release(k Key) {
+	sh := s.shard(k)
+	sh.mu.Lock()
+	if i, ok := sh.find(k); ok && sh.slots[i].word < 0 {
+		sh.deleteAt(i)
+		sh.count.Add(-1)
+	}
+	sh.mu.Unlock()
+}
+
+// Len returns the number of tokens held, for metrics. It counts expired
+// tokens not reclaimed yet and is read without locking, so it is
+// approximate while Claims run.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		n += int(s.shards[i].count.Load())
+	}
+	return n
+}
+
+// expiry is the deadline of a token recorded at now. It is kept positive
+// because a slot's word uses its sign for the state and 0 for empty.
+func (s *Store) expiry(now int64) int64 {
+	return max(now+s.window, 1)
+}

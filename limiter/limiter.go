@@ -1,0 +1,185 @@
+// Package limiter enforces hookgate's two-level rate limits (SPEC §5): a
+// token bucket per automation and one per table, each refilling
+// continuously with a burst of one second's rate. A request is admitted only
+// when both buckets have a token, and a refused request takes from neither.
+//
+// The request path takes no lock: each bucket is a single atomic GCRA state
+// (the theoretical arrival time) updated with compare-and-swap, so buckets
+// shared by many connections scale with the cores. Time is passed in by the
+// caller as Unix nanoseconds (the request's own timestamp) and never read
+// here, which keeps the buckets deterministic under test.
+package limiter
+
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	second = int64(time.Second)
+
+	// minInterval and maxInterval bound the emission interval so that
+	// tat+interval cannot overflow for any realistic Unix time: rates above
+	// 1e9/s behave as 1e9/s, rates below one per ~13 days as one per ~13 days.
+	minInterval = int64(1)
+	maxInterval = int64(1) << 50
+
+	// closedRetry is the wait reported by a bucket whose rate is not
+	// positive: no token will ever come, but a config reload may open it,
+	// so the caller is told to come back later rather than never.
+	closedRetry = time.Second
+)
+
+// Bucket is one token bucket: its rate is rps tokens a second and its burst
+// max(1, rps) tokens, the burst being refilled continuously.
+//
+// The state is kept in the GCRA form: tat, the theoretical arrival time, is
+// the instant at which the bucket would be full again. A request at now
+// takes a token when max(tat, now) + interval - now <= limit, where
+// interval = 1s/rps is the time one token takes to refill and
+// limit = burst*interval = max(interval, 1s) is the time the whole burst
+// takes; it then moves tat to max(tat, now) + interval.
+//
+// The zero value refuses every request; use NewBucket or SetRate first.
+// A Bucket must not be copied after first use.
+type Bucket struct {
+	// tat is the theoretical arrival time in Unix nanoseconds. Values at
+	// or before now all mean "full", so zero needs no initialisation.
+	tat atomic.Int64
+	// interval is the emission interval in nanoseconds (1s/rps, rounded
+	// down so that a burst of n = rps tokens fits exactly in one second);
+	// 0 means closed. Kept apart from tat so SetRate changes the limit
+	// without losing the bucket's state.
+	interval atomic.Int64
+	// Pad to a cache line so that buckets allocated side by side (one per
+	// automation) do not share one and bounce it between cores.
+	_ [64 - 16]byte
+}
+
+// NewBucket returns a full bucket with the given rate; see SetRate.
+func NewBucket(rps float64) *Bucket {
+	b := &Bucket{}
+	b.SetRate(rps)
+	return b
+}
+
+// SetRate changes the bucket's rate to rps tokens a second (burst
+// max(1, rps)). It is safe to call concurrently with Allow, e.g. on a config
+// reload: the bucket keeps its state, so a bucket drained at the old rate
+// refills from where it was at the new one. A rate that is not positive
+// (or NaN) closes the bucket: it refuses every request until the next
+// SetRate.
+func (b *Bucket) SetRate(rps float64) {
+	b.interval.Store(intervalOf(rps))
+}
+
+// Rate returns the bucket's rate in tokens a second, as set by SetRate up
+// to nanosecond rounding of the interval; 0 for a closed bucket.
+func (b *Bucket) Rate() float64 {
+	iv := b.interval.Load()
+	if iv <= 0 {
+		return 0
+	}
+	return float64(second) / float64(iv)
+}
+
+func intervalOf(rps float64) int64 {
+	if !(rps > 0) { // also catches NaN
+		return 0
+	}
+	iv := float64(second) / rps
+	switch {
+	case iv >= float64(maxInterval):
+		return maxInterval
+	case iv <= float64(minInterval):
+		return minInterval
+	}
+	return int64(math.Floor(iv))
+}
+
+// take takes one token at now. On success it returns the interval it
+// charged, which give must be handed to return the token. On refusal it
+// returns 0 and the time until a token is available.
+func (b *Bucket) take(now int64) (charged int64, wait time.Duration) {
+	iv := b.interval.Load()
+	if iv <= 0 {
+		return 0, closedRetry
+	}
+	limit := max(iv, second)
+	for {
+		tat := b.tat.Load()
+		next := max(tat, now) + iv
+		if over := next - now - limit; over > 0 {
+			return 0, time.Duration(over)
+		}
+		if b.tat.CompareAndSwap(tat, next) {
+			return iv, 0
+		}
+	}
+}
+
+// give returns a token taken by take by moving tat back by the interval
+// that was charged. Takes only ever add to tat, so this undoes the take
+// even when other takes happened in between. The one inexact case is an
+// idle bucket, where the take also moved tat up to now: a request with a
+// later timestamp racing in between may then find the bucket up to a
+// fraction of a token fuller afterwards, which errs on the side of
+// admitting and never lets the bucket exceed its burst.
+func (b *Bucket) give(charged int64) {
+	b.tat.Add(-charged)
+}
+
+// Scope says which bucket refused a request.
+type Scope uint8
+
+const (
+	// None: the request was admitted.
+	None Scope = iota
+	// Automation: the automation's own bucket was empty.
+	Automation
+	// Table: the automation had a token but its table's bucket was empty.
+	Table
+)
+
+// String returns the scope's name, for metric labels and logs.
+func (s Scope) String() string {
+	switch s {
+	case None:
+		return "none"
+	case Automation:
+		return "automation"
+	case Table:
+		return "table"
+	}
+	return "unknown"
+}
+
+// Allow admits or refuses one request at now (Unix nanoseconds) against
+// its automation's and its table's buckets. It returns None when both had
+// a token and one was taken from each. Otherwise it returns the scope of
+// the bucket that refused and how long until that bucket has a token, and
+// takes from neither: the automation is checked first, and when the table
+// then refuses, the automation's token is given back.
+//
+// retryAfter is exact to the nanosecond; the Retry-After header wants it
+// rounded up to whole seconds, at least 1. A nil bucket is no limit.
+func Allow(automation, table *Bucket, now int64) (scope Scope, retryAfter time.Duration) {
+	var charged int64
+	if automation != nil {
+		var wait time.Duration
+		charged, wait = automation.take(now)
+		if charged == 0 {
+			return Automation, wait
+		}
+	}
+	if table != nil {
+		if c, wait := table.take(now); c == 0 {
+			if automation != nil {
+				automation.give(charged)
+			}
+			return Table, wait
+		}
+	}
+	return None, 0
+}

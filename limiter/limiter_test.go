@@ -1,0 +1,371 @@
+package limiter
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// t0 is an arbitrary realistic Unix time, so the tests cover timestamps of
+// the size the gateway passes in.
+const t0 = int64(1_767_225_600) * int64(time.Second)
+
+func ms(n int64) int64 { return n * int64(time.Millisecond) }
+
+// step is one request in a script: at offset (from t0), expect scope.
+type step struct {
+	at   int64
+	want Scope
+}
+
+func TestBucketScripts(t *testing.T) {
+	tests := []struct {
+		name  string
+		rps   float64
+		steps []step
+	}{
+		{
+			name: "credentialed: burst of 5 then 5/s",
+			rps:  5,
+			steps: []step{
+				{0, None}, {0, None}, {0, None}, {0, None}, {0, None},
+				{0, Automation},
+				{ms(199), Automation},
+				{ms(200), None},
+				{ms(200), Automation},
+				{ms(400), None},
+				{ms(600), None},
+				{ms(800), None},
+				{ms(1000), None},
+				{ms(1000), Automation},
+			},
+		},
+		{
+			name: "anonymous: 1/s, burst 1",
+			rps:  1,
+			steps: []step{
+				{0, None}, {0, Automation},
+				{ms(999), Automation},
+				{ms(1000), None},
+				{ms(1500), Automation},
+				{ms(2000), None},
+				// Idle for a long time refills only to the burst.
+				{ms(60_000), None}, {ms(60_000), Automation},
+			},
+		},
+		{
+			name: "fractional 2.5/s: burst of 2, then one per 400ms",
+			rps:  2.5,
+			steps: []step{
+				{0, None}, {0, None}, {0, Automation},
+				// After two takes tat = t0+800ms; a third fits once
+				// 800+400-now <= 1000, i.e. at 200ms.
+				{ms(199), Automation},
+				{ms(200), None},
+				{ms(200), Automation},
+				{ms(600), None},
+				{ms(1000), None},
+				{ms(1000), Automation},
+			},
+		},
+		{
+			name: "below one per second: 0.5/s, burst 1",
+			rps:  0.5,
+			steps: []step{
+				{0, None}, {0, Automation},
+				{ms(1999), Automation},
+				{ms(2000), None},
+				{ms(2000), Automation},
+			},
+		},
+		{
+			name:  "closed bucket refuses",
+			rps:   0,
+			steps: []step{{0, Automation}, {ms(10_000), Automation}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBucket(tc.rps)
+			for i, s := range tc.steps {
+				got, wait := Allow(b, nil, t0+s.at)
+				if got != s.want {
+					t.Fatalf("step %d at +%v: got %v, want %v", i, time.Duration(s.at), got, s.want)
+				}
+				if (got == None) != (wait == 0) {
+					t.Fatalf("step %d: scope %v with retryAfter %v", i, got, wait)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryAfterIsExact(t *testing.T) {
+	f := func(rps float64, burst int, want time.Duration) {
+		t.Helper()
+		b := NewBucket(rps)
+		for i := range burst {
+			if s, _ := Allow(b, nil, t0); s != None {
+				t.Fatalf("rps %v: request %d refused", rps, i)
+			}
+		}
+		s, wait := Allow(b, nil, t0)
+		if s != Automation || wait != want {
+			t.Fatalf("rps %v: got %v %v, want automation %v", rps, s, wait, want)
+		}
+		// Waiting exactly that long is enough, a nanosecond less is not.
+		if s, _ := Allow(b, nil, t0+int64(wait)-1); s == None {
+			t.Fatalf("rps %v: admitted a nanosecond early", rps)
+		}
+		if s, _ := Allow(b, nil, t0+int64(wait)); s != None {
+			t.Fatalf("rps %v: refused after retryAfter", rps)
+		}
+	}
+	f(5, 5, 200*time.Millisecond)
+	f(1, 1, time.Second)
+	f(50, 50, 20*time.Millisecond)
+	f(0.25, 1, 4*time.Second)
+	f(2.5, 2, 200*time.Millisecond)
+}
+
+// TestTableSharedByTwelve runs twelve automations of 5/s, each offering
+// 10 req/s, against one table of 50/s: the table, not the automations,
+// must be what holds them to 50/s in all.
+func TestTableSharedByTwelve(t *testing.T) {
+	const (
+		automations = 12
+		seconds     = 10
+		offered     = 10 // per automation per second
+	)
+	table := NewBucket(50)
+	autos := make([]*Bucket, automations)
+	for i := range autos {
+		autos[i] = NewBucket(5)
+	}
+	perAuto := make([]int, automations)
+	perSecond := make([]int, seconds)
+	total, tableRefusals := 0, 0
+	for tick := range seconds * offered {
+		now := t0 + int64(tick)*int64(time.Second)/offered
+		for i, a := range autos {
+			// Stagger the automations inside the tick so they interleave.
+			s, _ := Allow(a, table, now+int64(i))
+			switch s {
+			case None:
+				total++
+				perAuto[i]++
+				perSecond[tick/offered]++
+			case Table:
+				tableRefusals++
+			}
+		}
+	}
+	// The table admits its burst plus 50/s of refill, nothing more.
+	if lo, hi := 50*seconds-50, 50*seconds+50; total < lo || total > hi {
+		t.Fatalf("admitted %d over %ds, want within [%d, %d]", total, seconds, lo, hi)
+	}
+	for s, n := range perSecond[1:] {
+		if n < 45 || n > 55 {
+			t.Fatalf("second %d admitted %d, want about 50", s+1, n)
+		}
+	}
+	for i, n := range perAuto {
+		if n > 5*seconds+5 {
+			t.Fatalf("automation %d admitted %d, above its own limit", i, n)
+		}
+	}
+	if tableRefusals == 0 {
+		t.Fatal("the table never refused: the test does not exercise it")
+	}
+}
+
+func TestTableRefusalReturnsAutomationToken(t *testing.T) {
+	a := NewBucket(5)
+	other := NewBucket(5)
+	table := NewBucket(1)
+	if s, _ := Allow(other, table, t0); s != None {
+		t.Fatalf("first request: %v", s)
+	}
+	// The table is empty now: a's request is refused by the table and
+	// must leave a's bucket as it found it.
+	s, wait := Allow(a, table, t0)
+	if s != Table || wait != time.Second {
+		t.Fatalf("got %v %v, want table 1s", s, wait)
+	}
+	// a still has its whole burst of 5 at once, with the table out of
+	// the way.
+	for i := range 5 {
+		if s, _ := Allow(a, nil, t0); s != None {
+			t.Fatalf("request %d of a's burst refused: %v", i, s)
+		}
+	}
+	if s, _ := Allow(a, nil, t0); s != Automation {
+		t.Fatalf("sixth request: %v, want automation", s)
+	}
+}
+
+func TestAutomationRefusalTakesNothingFromTable(t *testing.T) {
+	a := NewBucket(1)
+	table := NewBucket(2)
+	if s, _ := Allow(a, table, t0); s != None {
+		t.Fatal("first refused")
+	}
+	for range 10 {
+		if s, _ := Allow(a, table, t0); s != Automation {
+			t.Fatalf("got %v, want automation", s)
+		}
+	}
+	// The table still has the second token of its burst.
+	if s, _ := Allow(nil, table, t0); s != None {
+		t.Fatal("automation refusals drained the table")
+	}
+}
+
+func TestSetRateMidStream(t *testing.T) {
+	b := NewBucket(5)
+	for range 5 {
+		Allow(b, nil, t0)
+	}
+	if s, _ := Allow(b, nil, t0); s != Automation {
+		t.Fatal("burst of 5 not enforced")
+	}
+	// Raising the rate keeps the drained state: no fresh burst, but the
+	// refill is faster (one token per 100ms at 10/s).
+	b.SetRate(10)
+	if s, _ := Allow(b, nil, t0); s != Automation {
+		t.Fatal("raising the rate handed out a fresh burst")
+	}
+	if s, _ := Allow(b, nil, t0+ms(100)); s != None {
+		t.Fatal("no token 100ms after raising the rate to 10/s")
+	}
+	// Lowering to 1/s: the bucket is drained, so the next token comes
+	// after the 1s emission interval from tat.
+	b.SetRate(1)
+	if s, _ := Allow(b, nil, t0+ms(200)); s != Automation {
+		t.Fatal("lowering the rate did not slow the bucket")
+	}
+	if got := b.Rate(); got != 1 {
+		t.Fatalf("Rate() = %v, want 1", got)
+	}
+	// Closing and reopening.
+	b.SetRate(0)
+	if s, _ := Allow(b, nil, t0+ms(60_000)); s != Automation {
+		t.Fatal("closed bucket admitted")
+	}
+	b.SetRate(3)
+	for i := range 3 {
+		if s, _ := Allow(b, nil, t0+ms(60_000)); s != None {
+			t.Fatalf("reopened bucket refused request %d", i)
+		}
+	}
+}
+
+func TestZeroValueRefuses(t *testing.T) {
+	var b Bucket
+	if s, wait := Allow(&b, nil, t0); s != Automation || wait <= 0 {
+		t.Fatalf("zero Bucket: got %v %v", s, wait)
+	}
+}
+
+func TestIntervalFitsBurst(t *testing.T) {
+	// Rounding the interval down must never cost a token of the burst.
+	for rps := 1; rps <= 1000; rps++ {
+		b := NewBucket(float64(rps))
+		for i := range rps {
+			if s, _ := Allow(b, nil, t0); s != None {
+				t.Fatalf("rps %d: request %d of the burst refused", rps, i)
+			}
+		}
+		if s, _ := Allow(b, nil, t0); s == None {
+			t.Fatalf("rps %d: burst exceeded", rps)
+		}
+	}
+}
+
+// TestConcurrentSameInstant hammers buckets from many goroutines with one
+// timestamp: exactly the burst may be admitted, never more.
+func TestConcurrentSameInstant(t *testing.T) {
+	tests := []struct {
+		name      string
+		autoRPS   float64
+		autos     int
+		tableRPS  float64
+		wantTotal int
+	}{
+		{"one automation", 5, 1, 50, 5},
+		{"table binds", 5, 20, 50, 50},
+		{"automations bind", 2, 10, 50, 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			table := NewBucket(tc.tableRPS)
+			autos := make([]*Bucket, tc.autos)
+			for i := range autos {
+				autos[i] = NewBucket(tc.autoRPS)
+			}
+			const goroutines, each = 64, 50
+			var admitted atomic.Int64
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					<-start
+					for i := range each {
+						a := autos[(g+i)%len(autos)]
+						if s, _ := Allow(a, table, t0); s == None {
+							admitted.Add(1)
+						}
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			if got := admitted.Load(); got != int64(tc.wantTotal) {
+				t.Fatalf("admitted %d, want exactly %d", got, tc.wantTotal)
+			}
+		})
+	}
+}
+
+// TestConcurrentSetRate runs SetRate against Allow so the race detector
+// sees them together.
+func TestConcurrentSetRate(t *testing.T) {
+	b := NewBucket(5)
+	table := NewBucket(50)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+				b.SetRate(float64(1 + i%10))
+			}
+		}
+	})
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				Allow(b, table, t0+int64(g*2000+i)*int64(time.Millisecond))
+			}
+		})
+	}
+	time.Sleep(10 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+}
+
+func TestScopeString(t *testing.T) {
+	f := func(s Scope, want string) {
+		t.Helper()
+		if got := s.String(); got != want {
+			t.Fatalf("%d: got %q, want %q", s, got, want)
+		}
+	}
+	f(None, "none")
+	f(Automation, "automation")
+	f(Table, "table")
+	f(Scope(9), "unknown")
+}

@@ -1,0 +1,312 @@
+package matcher
+
+import (
+	"bytes"
+	"sync"
+	"unicode/utf8"
+)
+
+// unescaper runs the decoded pass: it decodes the JSON escapes of a body
+// that arrives in one or more pieces and searches the keywords in the
+// decoded text.
+//
+// It relies on the raw pass having found no keyword. Then every occurrence
+// in the decoded text includes a byte produced by an escape, and so lies
+// within maxLen-1 bytes of one: the unescaper copies only the escapes'
+// output and the plain bytes around them, at most maxLen-1 on each side, and
+// searches each stretch on its own. A body with a few escapes is thus
+// searched a second time only around them; one made of escapes is decoded
+// and searched in whole.
+type unescaper struct {
+	m *Matcher
+	w int // maxLen-1: the context an escape needs on each side
+
+	// seg is the stretch being collected; when it fills up it is searched
+	// and all but its last w bytes dropped.
+	seg []byte
+	// after is how many more plain bytes belong to the last escape's
+	// context. Plain bytes beyond it are dropped, but skipped counts them
+	// and tail keeps the last w, the context of the next escape.
+	after   int
+	skipped int
+	tail    [MaxKeywordLen]byte
+	ntail   int
+	// pend holds an escape cut by the end of a piece. 12 bytes, a
+	// surrogate pair, are enough to decide any escape.
+	pend  [12]byte
+	npend int
+
+	found int // keyword found, or -1
+}
+
+// segSize is the length at which a stretch is searched; small enough for
+// the L1 cache, large enough that a search's fixed cost stays small.
+const segSize = 16 << 10
+
+var unescaperPool sync.Pool // of *unescaper
+
+// getUnescaper returns a pooled unescaper reset for m. Return it with
+// putUnescaper once its result has been read.
+func getUnescaper(m *Matcher) *unescaper {
+	u, _ := unescaperPool.Get().(*unescaper)
+	if u == nil {
+		u = new(unescaper)
+	}
+	u.reset(m)
+	return u
+}
+
+// putUnescaper returns u to the pool without keeping m.
+func putUnescaper(u *unescaper) {
+	u.reset(nil)
+	unescaperPool.Put(u)
+}
+
+// reset prepares u to decode a new body for m, keeping its buffer.
+func (u *unescaper) reset(m *Matcher) {
+	if u.seg == nil {
+		u.seg = make([]byte, 0, segSize+MaxKeywordLen+utf8.UTFMax)
+	}
+	*u = unescaper{m: m, seg: u.seg[:0], found: -1}
+	if m != nil {
+		u.w = m.maxLen - 1
+	}
+}
+
+// write decodes p, the next piece of the body. An escape cut at the end of
+// p is kept until the next write or close.
+func (u *unescaper) write(p []byte) {
+	for len(p) > 0 && u.found < 0 {
+		if u.npend > 0 {
+			old := u.npend
+			k := copy(u.pend[old:], p)
+			n, ok := u.escape(u.pend[:old+k], false)
+			if !ok {
+				// Still undecided: all of p fit in pend.
+				u.npend += k
+				return
+			}
+			u.npend = 0
+			if n >= old {
+				p = p[n-old:]
+				continue
+			}
+			// The escape ended inside the bytes held back before p (a
+			// high surrogate followed by something else): they start
+			// afresh.
+			var rest [len(u.pend)]byte
+			r := copy(rest[:], u.pend[n:old])
+			u.write(rest[:r])
+			continue
+		}
+		if p[0] != '\\' {
+			i := bytes.IndexByte(p, '\\')
+			if i < 0 {
+				u.plain(p)
+				return
+			}
+			u.plain(p[:i])
+			p = p[i:]
+		}
+		n, ok := u.escape(p, false)
+		if !ok {
+			u.npend = copy(u.pend[:], p)
+			return
+		}
+		p = p[n:]
+	}
+}
+
+// close ends the body and returns the keyword found in the decoded text,
+// chosen by the package's rule, or -1.
+func (u *unescaper) close() int {
+	for u.npend > 0 && u.found < 0 {
+		n, _ := u.escape(u.pend[:u.npend], true)
+		var rest [len(u.pend)]byte
+		r := copy(rest[:], u.pend[n:u.npend])
+		u.npend = 0
+		u.write(rest[:r])
+	}
+	u.search()
+	return u.found
+}
+
+// escape decodes the escape at the start of p, which begins with a
+// backslash, and returns how many bytes it took. Unless final, it returns
+// ok false when p is too short to tell what the escape is.
+func (u *unescaper) escape(p []byte, final bool) (n int, ok bool) {
+	if len(p) < 2 {
+		if !final {
+			return 0, false
+		}
+		u.plain(p[:1])
+		return 1, true
+	}
+	var c byte
+	switch p[1] {
+	case '"', '\\', '/':
+		c = p[1]
+	case 'b':
+		c = '\b'
+	case 'f':
+		c = '\f'
+	case 'n':
+		c = '\n'
+	case 'r':
+		c = '\r'
+	case 't':
+		c = '\t'
+	case 'u':
+		return u.escapeU(p, final)
+	default:
+		// Malformed: the backslash stays, and what follows it is read
+		// as usual.
+		u.plain(p[:1])
+		return 1, true
+	}
+	u.decoded([]byte{c})
+	return 2, true
+}
+
+// escapeU decodes the \uXXXX escape, or surrogate pair of them, at the
+// start of p, like escape.
+func (u *unescaper) escapeU(p []byte, final bool) (n int, ok bool) {
+	r, st := hex4(p[2:])
+	switch {
+	case st == hexShort && !final:
+		return 0, false
+	case st != hexOK:
+		u.plain(p[:1])
+		return 1, true
+	}
+	n = 6
+	if 0xd800 <= r && r < 0xdc00 {
+		// A high surrogate: a low one must follow to make a pair;
+		// otherwise it decodes to U+FFFD and what follows is read as
+		// usual, as encoding/json does.
+		q := p[6:]
+		if len(q) < 6 && !final && couldBeEscapeU(q) {
+			return 0, false
+		}
+		hi := r
+		r = utf8.RuneError
+		if len(q) >= 2 && q[0] == '\\' && q[1] == 'u' {
+			if lo, st := hex4(q[2:]); st == hexOK && 0xdc00 <= lo && lo < 0xe000 {
+				r = 0x10000 + (hi-0xd800)<<10 + (lo - 0xdc00)
+				n = 12
+			}
+		}
+	} else if 0xdc00 <= r && r < 0xe000 {
+		r = utf8.RuneError
+	}
+	var buf [utf8.UTFMax]byte
+	u.decoded(utf8.AppendRune(buf[:0], r))
+	return n, true
+}
+
+const (
+	hexOK = iota
+	hexShort
+	hexBad
+)
+
+// hex4 parses the 4 hex digits at the start of p. It reports hexShort when
+// p holds fewer than 4 bytes that are all hex digits, hexBad when a byte
+// among the first 4 is not one.
+func hex4(p []byte) (r rune, status int) {
+	for i := range 4 {
+		if i == len(p) {
+			return 0, hexShort
+		}
+		c := p[i]
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, hexBad
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, hexOK
+}
+
+// couldBeEscapeU reports whether p, shorter than 6 bytes, may be the start
+// of a \uXXXX escape.
+func couldBeEscapeU(p []byte) bool {
+	if len(p) >= 1 && p[0] != '\\' {
+		return false
+	}
+	if len(p) >= 2 && p[1] != 'u' {
+		return false
+	}
+	if len(p) > 2 {
+		_, st := hex4(p[2:])
+		return st == hexShort
+	}
+	return true
+}
+
+// plain takes bytes copied from the body as they are. Only the first
+// u.after of them, and the last w before the next escape, can be part of
+// an occurrence.
+func (u *unescaper) plain(p []byte) {
+	if u.after > 0 {
+		a := min(len(p), u.after)
+		u.put(p[:a])
+		u.after -= a
+		p = p[a:]
+	}
+	if len(p) == 0 || u.w == 0 {
+		u.skipped += len(p)
+		return
+	}
+	u.skipped += len(p)
+	if len(p) >= u.w {
+		u.ntail = copy(u.tail[:u.w], p[len(p)-u.w:])
+		return
+	}
+	if keep := u.w - len(p); u.ntail > keep {
+		copy(u.tail[:], u.tail[u.ntail-keep:u.ntail])
+		u.ntail = keep
+	}
+	u.ntail += copy(u.tail[u.ntail:], p)
+}
+
+// decoded takes the output of one escape.
+func (u *unescaper) decoded(p []byte) {
+	if u.skipped > 0 {
+		if u.skipped > u.ntail {
+			// Plain bytes were dropped between the stretch and this
+			// escape: no occurrence spans them.
+			u.search()
+			u.seg = u.seg[:0]
+		}
+		u.put(u.tail[:u.ntail])
+		u.skipped, u.ntail = 0, 0
+	}
+	u.put(p)
+	u.after = u.w
+}
+
+// put appends p to the stretch, searching it when it is full.
+func (u *unescaper) put(p []byte) {
+	u.seg = append(u.seg, p...)
+	if len(u.seg) >= segSize {
+		u.search()
+		// Occurrences may go on into what comes next.
+		n := copy(u.seg, u.seg[len(u.seg)-u.w:])
+		u.seg = u.seg[:n]
+	}
+}
+
+// search searches the stretch. Everything before it has been searched
+// already, so the first occurrence it finds is the one sought.
+func (u *unescaper) search() {
+	if u.found < 0 && len(u.seg) > 0 {
+		u.found, _ = u.m.find(u.seg)
+	}
+}
