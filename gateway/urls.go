@@ -19,6 +19,10 @@ func WebhookURL(cfg *Config, a *Automation) string {
 // only where the user asked for it.
 func ExampleCurl(cfg *Config, a *Automation) string {
 	body := `{"message":"hello"}`
+	if a.Format == "text" {
+		// A DingTalk robot message, which the text format recognises.
+		body = `{"msgtype":"text","text":{"content":"hello from hookgate"}}`
+	}
 	m, err := matcher.Compile(a.Keywords, a.KeywordsIgnoreCase)
 	if err == nil {
 		if _, ok := m.Match([]byte(a.Sample)); ok && a.Sample != "" {

@@ -36,10 +36,8 @@ type shard struct {
 	// count is the number of occupied slots, live or expired. It is
 	// written under mu and read by Len without it.
 	count atomic.Int64
-	// cursor is where the incremental sweep resumes, and sweepDue how
-	// many slots the claims since the last sweep have paid for.
-	cursor   int
-	sweepDue int
+	// cursor is where the incremental sweep resumes.
+	cursor int
 	// minExpiry is a lower bound of the expiries in the table: while now
 	// is before it nothing can be reclaimed, so a full shard answers Full
 	// without scanning. A full scan makes it exact again.
@@ -50,7 +48,7 @@ type shard struct {
 	maxSlots int // table size that holds cap tokens within the load bound
 
 	// Pad to two cache lines so neighbouring shards' locks don't share one.
-	_ [128 - 80]byte
+	_ [128 - 72]byte
 }
 
 // home is where k's probe sequence starts: the high half of lo*len, which

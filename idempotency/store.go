@@ -99,18 +99,15 @@ const (
 	// of table per token.
 	loadNum, loadDen = 3, 4
 	growNum, growDen = 5, 4
-	// sweepBudget is how many slots each Claim pays for examining for
-	// expired tokens beyond its own probe. A shard's table is swept once
-	// per slots/sweepBudget claims, so at steady load an expired token
+	// sweepBudget is how many slots each Claim examines for expired
+	// tokens beyond its own probe. A shard's table is swept once per
+	// slots/sweepBudget claims, so at steady load an expired token
 	// lingers for at most about window/(0.6*sweepBudget), a tenth of the
-	// window: few enough that the table does not grow for garbage and the
-	// full scan before answering Full is rare.
+	// window: few enough that the table does not grow for garbage and
+	// the full scan before answering Full is rare. Fewer slots are
+	// cheaper per Claim but let garbage build up: at 4 a fifth of the
+	// table is expired tokens and tables regrow now and then.
 	sweepBudget = 16
-	// sweepBatch is how many slots are swept at once: the budget is
-	// saved up over claims and spent in one run, because a long
-	// sequential run of a cold table costs far fewer cache misses per
-	// slot than sixteen slots at a time.
-	sweepBatch = 128
 )
 
 // Store is an exact, bounded set of Client-Tokens. It is safe for
@@ -125,10 +122,14 @@ type Store struct {
 // New returns a Store that remembers each token for window after Done and
 // holds at most capacity live tokens (in flight or done and unexpired).
 //
-// The capacity is split evenly among the shards and each shard's share is
-// a hard limit, so Full may come slightly before capacity tokens are held
-// (at 4,000,000, within a few percent). Memory grows with the tokens held,
-// not with capacity: an idle Store holds a few kilobytes.
+// The capacity is split evenly among the shards (up to 256, each with at
+// least 4096 tokens' share) and each share is a hard limit: a Claim is Full
+// when its own shard is, so with random keys the first Full comes when the
+// Store as a whole holds a few percent less than capacity (about 97% at
+// 4,000,000; exactly capacity below 8192, which is one shard).
+//
+// Memory grows with the tokens held, not with capacity: an idle Store
+// holds a few kilobytes, and a held token costs 32 to 40 bytes of table.
 //
 // New panics when capacity or window is not positive: those are checked
 // when the configuration is validated.
@@ -176,10 +177,7 @@ func (s *Store) Claim(k Key, now int64) Result {
 	sh := s.shard(k)
 	sh.mu.Lock()
 	r := sh.claim(k, now, s.expiry(now))
-	if sh.sweepDue += sweepBudget; sh.sweepDue >= sweepBatch {
-		sh.sweep(now, sh.sweepDue)
-		sh.sweepDue = 0
-	}
+	sh.sweep(now, sweepBudget)
 	sh.mu.Unlock()
 	return r
 }

@@ -1,0 +1,270 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/hookgate/hookgate/downstream"
+)
+
+const (
+	hTokCred = "tok-cred-0123456789abcdefghij"
+	hTokAnon = "tok-anon-0123456789abcdefghij"
+	hTokText = "tok-text-0123456789abcdefghij"
+	hTokNone = "tok-none-0123456789abcdefghij"
+	hTokOff  = "tok-off-0123456789abcdefghijk"
+	hTokIP   = "tok-ipal-0123456789abcdefghij"
+	hTokSlow = "tok-slow-0123456789abcdefghij"
+	hCred    = "credential-0123"
+)
+
+const handlerConfig = `
+limits: {table_rps: 1000000, automation_rps: 1000000, anonymous_rps: 1000000}
+tables:
+  - id: t
+    automations:
+      - {id: cred, token: ` + hTokCred + `, credential: ` + hCred + `, keywords: [product, 新品]}
+      - {id: anon, token: ` + hTokAnon + `}
+      - {id: text, token: ` + hTokText + `, format: text}
+      - {id: none, token: ` + hTokNone + `, format: none, keywords: [alert]}
+      - {id: off, token: ` + hTokOff + `, enabled: false}
+      - {id: ipal, token: ` + hTokIP + `, ip_allow: ["10.0.0.0/8"]}
+  - id: slow
+    rps: 1
+    automations:
+      - {id: slow, token: ` + hTokSlow + `, rps: 1}
+`
+
+// testGateway is a Gateway on a real file sink, logging JSON to a buffer.
+func testGateway(t testing.TB) (*Gateway, *downstream.File, *bytes.Buffer) {
+	t.Helper()
+	cfg, err := Parse([]byte(handlerConfig), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := downstream.OpenFile(filepath.Join(t.TempDir(), "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	var logs bytes.Buffer
+	enc := zap.NewProductionEncoderConfig()
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(&logs), zapcore.InfoLevel)
+	g, err := New(cfg, sink, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, sink, &logs
+}
+
+// call is one request driven straight through Handle, with the body as a
+// stream, as fasthttp's server hands it over with StreamRequestBody.
+type call struct {
+	ctx    fasthttp.RequestCtx
+	req    fasthttp.Request
+	body   bytes.Reader
+	remote net.TCPAddr
+	uri    []byte
+}
+
+func newCall() *call {
+	c := &call{remote: net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}}
+	c.ctx.Init(&c.req, &c.remote, nil)
+	return c
+}
+
+// do runs one request; headers alternate name and value.
+func (c *call) do(g *Gateway, method, token string, body []byte, headers ...string) {
+	c.ctx.Request.Reset()
+	c.ctx.Response.Reset()
+	c.ctx.Request.Header.SetMethod(method)
+	c.uri = append(append(c.uri[:0], webhookPrefix...), token...)
+	c.ctx.Request.SetRequestURIBytes(c.uri)
+	for i := 0; i+1 < len(headers); i += 2 {
+		c.ctx.Request.Header.Set(headers[i], headers[i+1])
+	}
+	c.body.Reset(body)
+	c.ctx.Request.SetBodyStream(&c.body, len(body))
+	g.Handle(&c.ctx)
+}
+
+func (c *call) answer(t testing.TB) (status int, code int64, data map[string]any) {
+	t.Helper()
+	var a struct {
+		Msg  string         `json:"msg"`
+		Data map[string]any `json:"data"`
+		Code int64          `json:"code"`
+	}
+	if err := json.Unmarshal(c.ctx.Response.Body(), &a); err != nil {
+		t.Fatalf("answer %q: %v", c.ctx.Response.Body(), err)
+	}
+	return c.ctx.Response.StatusCode(), a.Code, a.Data
+}
+
+var (
+	bodyProduct = []byte(`{"name":"Jasmine green","event":"new product"}`)
+	bodyMiss    = []byte(`{"name":"Jasmine green"}`)
+	bodyRobot   = []byte(`{"msgtype":"text","text":{"content":"hello"}}`)
+	bodyAlert   = []byte(`{"alert":"disk"}`)
+	bodyBroken  = []byte(`{"a":`)
+)
+
+func TestHandlerPaths(t *testing.T) {
+	g, _, _ := testGateway(t)
+	c := newCall()
+	bearer := "Bearer " + hCred
+	tests := []struct {
+		name    string
+		method  string
+		token   string
+		body    []byte
+		headers []string
+		status  int
+		code    int64
+	}{
+		{"accept json", "POST", hTokCred, bodyProduct, []string{"Authorization", bearer}, 200, 0},
+		{"accept text", "POST", hTokText, bodyRobot, nil, 200, 0},
+		{"accept none", "POST", hTokNone, []byte(`{"alert":1}`), nil, 200, 0},
+		{"keyword miss", "POST", hTokCred, bodyMiss, []string{"Authorization", bearer}, 200, 0},
+		{"method", "GET", hTokCred, nil, nil, 405, 800004405},
+		{"not found", "POST", "nope-0123456789abcdefghijk", bodyProduct, nil, 404, 800004404},
+		{"disabled", "POST", hTokOff, bodyProduct, nil, 403, 800004509},
+		{"ip", "POST", hTokIP, bodyProduct, nil, 403, 800005650},
+		{"credential", "POST", hTokCred, bodyProduct, []string{"Authorization", "Bearer x"}, 401, 800005649},
+		{"loop", "POST", hTokCred, bodyProduct, []string{"Authorization", bearer, "Hookgate-Loop", "x,cred"}, 508, 800005646},
+		{"invalid json", "POST", hTokCred, []byte(`{"product":`), []string{"Authorization", bearer}, 400, 800006003},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c.do(g, tc.method, tc.token, tc.body, tc.headers...)
+			status, code, _ := c.answer(t)
+			if status != tc.status || code != tc.code {
+				t.Fatalf("got %d %d, want %d %d: %s", status, code, tc.status, tc.code, c.ctx.Response.Body())
+			}
+		})
+	}
+}
+
+// TestHandlerZeroAllocs: no path allocates per request in steady state.
+// Logging is on (JSON into a buffer) and accepted events go through the
+// real file sink.
+func TestHandlerZeroAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	g, _, logs := testGateway(t)
+	c := newCall()
+	bearer := "Bearer " + hCred
+	big := jsonOfSizeForTest(64<<10, "product")
+	n := 0
+	paths := []struct {
+		name string
+		run  func()
+	}{
+		{"accept json", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer) }},
+		{"accept json 64 KiB", func() { c.do(g, "POST", hTokCred, big, "Authorization", bearer) }},
+		{"accept text robot", func() { c.do(g, "POST", hTokText, bodyRobot, "Client-Token", "") }},
+		{"accept none", func() { c.do(g, "POST", hTokNone, bodyAlert) }},
+		{"accept with client-token", func() {
+			n++
+			tok := tokenBuf[:0]
+			tok = appendInt(tok, n)
+			c.do(g, "POST", hTokAnon, bodyProduct, "Client-Token", b2s(tok))
+		}},
+		{"duplicate", func() { c.do(g, "POST", hTokAnon, bodyProduct, "Client-Token", "dup-fixed") }},
+		{"keyword miss", func() { c.do(g, "POST", hTokCred, bodyMiss, "Authorization", bearer) }},
+		{"405", func() { c.do(g, "GET", hTokCred, nil) }},
+		{"404", func() { c.do(g, "POST", "nope-0123456789abcdefghijk", bodyProduct) }},
+		{"403 disabled", func() { c.do(g, "POST", hTokOff, bodyProduct) }},
+		{"403 ip", func() { c.do(g, "POST", hTokIP, bodyProduct) }},
+		{"401", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", "Bearer nope") }},
+		{"508", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer, "Hookgate-Loop", "a,cred") }},
+		{"429", func() { c.do(g, "POST", hTokSlow, bodyProduct) }},
+		{"400", func() { c.do(g, "POST", hTokCred, bodyBroken, "Authorization", bearer) }},
+	}
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			for i := 0; i < 20; i++ { // warm the pools and buffers
+				p.run()
+			}
+			if allocs := testing.AllocsPerRun(200, p.run); allocs != 0 {
+				t.Errorf("%.2f allocations per request, want 0", allocs)
+			}
+		})
+	}
+	if logs.Len() == 0 {
+		t.Error("nothing was logged")
+	}
+}
+
+var tokenBuf = make([]byte, 0, 32)
+
+func appendInt(dst []byte, n int) []byte {
+	if n >= 10 {
+		dst = appendInt(dst, n/10)
+	}
+	return append(dst, byte('0'+n%10))
+}
+
+func jsonOfSizeForTest(n int, kw string) []byte {
+	head := `{"k":"` + kw + `","pad":"`
+	b := append([]byte(head), bytes.Repeat([]byte("x"), n-len(head)-2)...)
+	return append(b, `"}`...)
+}
+
+// TestHandlerRecoversFromPanic: a panic answers 503 and releases the token.
+func TestHandlerRecoversFromPanic(t *testing.T) {
+	g, _, _ := testGateway(t)
+	g.fwd = panicky{}
+	c := newCall()
+	c.do(g, "POST", hTokAnon, bodyProduct, "Client-Token", "p1")
+	if status, code, _ := c.answer(t); status != 503 || code != 800005660 {
+		t.Fatalf("got %d %d", status, code)
+	}
+	sink, err := downstream.OpenFile(filepath.Join(t.TempDir(), "e.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	g.fwd = sink
+	c.do(g, "POST", hTokAnon, bodyProduct, "Client-Token", "p1")
+	if _, _, data := c.answer(t); data["triggered"] != true {
+		t.Fatalf("token not released after a panic: %s", c.ctx.Response.Body())
+	}
+}
+
+type panicky struct{}
+
+func (panicky) Forward(_, _, _ []byte) error { panic("boom") }
+
+// TestChunkedCap: without Content-Length the body is cut off at the cap.
+func TestChunkedCap(t *testing.T) {
+	g, _, _ := testGateway(t)
+	c := newCall()
+	for _, tc := range []struct {
+		size   int
+		status int
+	}{{4 << 20, 200}, {4<<20 + 1, 413}} {
+		body := jsonOfSizeForTest(tc.size, "x")
+		c.ctx.Request.Reset()
+		c.ctx.Response.Reset()
+		c.ctx.Request.Header.SetMethod("POST")
+		c.ctx.Request.SetRequestURI("/webhook/flow/" + hTokAnon)
+		c.body.Reset(body)
+		c.ctx.Request.SetBodyStream(io.MultiReader(&c.body), -1)
+		g.Handle(&c.ctx)
+		if got := c.ctx.Response.StatusCode(); got != tc.status {
+			t.Errorf("%d bytes chunked: status %d, want %d", tc.size, got, tc.status)
+		}
+	}
+	_ = time.Second
+}
