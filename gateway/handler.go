@@ -32,7 +32,8 @@ type Forwarder interface {
 type Gateway struct {
 	routes atomic.Pointer[routes]
 	fwd    Forwarder
-	tokens *idempotency.Store
+	limits RateLimiter
+	tokens TokenStore
 	log    *zap.Logger
 	ids    eventIDs
 	states sync.Pool
@@ -43,17 +44,37 @@ type Gateway struct {
 	lingerMax   int
 }
 
-// New compiles cfg and returns a Gateway that forwards accepted events to
-// fwd and logs one line per request to log.
-func New(cfg *Config, fwd Forwarder, log *zap.Logger) (*Gateway, error) {
+// Options are the parts a Gateway is wired with.
+type Options struct {
+	// Forwarder receives accepted events (required).
+	Forwarder Forwarder
+	// Limits and Tokens default to the in-process implementations.
+	Limits RateLimiter
+	Tokens TokenStore
+	// Log receives one line per request (default: none).
+	Log *zap.Logger
+}
+
+// New compiles cfg and returns a Gateway wired with opts.
+func New(cfg *Config, opts Options) (*Gateway, error) {
 	rs, err := compile(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
+	if opts.Limits == nil {
+		opts.Limits = LocalLimits{}
+	}
+	if opts.Tokens == nil {
+		opts.Tokens = LocalTokens{Store: idempotency.New(cfg.IdempotencyCapacity, time.Duration(cfg.IdempotencyWindow))}
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
 	g := &Gateway{
-		fwd:    fwd,
-		tokens: idempotency.New(cfg.IdempotencyCapacity, time.Duration(cfg.IdempotencyWindow)),
-		log:    log,
+		fwd:    opts.Forwarder,
+		limits: opts.Limits,
+		tokens: opts.Tokens,
+		log:    opts.Log,
 
 		lingerSlots: make(chan struct{}, maxLingering),
 		lingerFor:   time.Duration(cfg.Server.ReadTimeout),
@@ -74,8 +95,8 @@ type reqState struct {
 	loop    []byte
 	scratch []byte
 	fields  []zap.Field
-	// claimed is the Client-Token key held in flight by this request.
-	claimed    idempotency.Key
+	// claimed is the Client-Token held in flight by this request.
+	claimed    idempotency.Ticket
 	hasClaimed bool
 }
 
@@ -286,7 +307,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	}
 	// 8. Rate limits, on the request's own clock.
 	now := ctx.Time()
-	if scope, wait := limiter.Allow(r.bucket, r.tableLimit, now.UnixNano()); scope != limiter.None {
+	if scope, wait := g.limits.Allow(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
 		out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
 		g.refuse(ctx, st, ErrRateLimited, wait)
 		return
@@ -319,10 +340,10 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	// 12. Client-Token.
 	clientToken := hdr.PeekBytes(strClientToken)
 	if len(clientToken) > 0 {
-		k := g.tokens.Key(r.id, clientToken)
-		switch g.tokens.Claim(k, now.UnixNano()) {
+		ticket, res := g.tokens.Claim(r.id, clientToken, now.UnixNano())
+		switch res {
 		case idempotency.Claimed:
-			st.claimed, st.hasClaimed = k, true
+			st.claimed, st.hasClaimed = ticket, true
 		case idempotency.Duplicate:
 			out.code, out.status = CodeOK, fasthttp.StatusOK
 			out.reason = "duplicate"
@@ -331,10 +352,15 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		case idempotency.InFlight:
 			fail(ErrInFlight)
 			return
-		default: // Full: refuse rather than forget a token.
+		case idempotency.Full: // refuse rather than forget a token
 			out.reason = "client-token store full"
 			out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
 			g.refuse(ctx, st, ErrRateLimited, time.Second)
+			return
+		default: // Unavailable: fail closed, retryable
+			out.reason = "client-token store unavailable"
+			out.code, out.status = ErrUnavailable.Code, ErrUnavailable.Status
+			g.refuse(ctx, st, ErrUnavailable, time.Second)
 			return
 		}
 	}

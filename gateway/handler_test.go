@@ -59,7 +59,7 @@ func testGateway(t testing.TB) (*Gateway, *downstream.File, *bytes.Buffer) {
 	var logs bytes.Buffer
 	enc := zap.NewProductionEncoderConfig()
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(&logs), zapcore.InfoLevel)
-	g, err := New(cfg, sink, zap.New(core))
+	g, err := New(cfg, Options{Forwarder: sink, Log: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

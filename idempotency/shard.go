@@ -54,7 +54,7 @@ type shard struct {
 // home is where k's probe sequence starts: the high half of lo*len, which
 // maps the hash onto any table size without a division or a power of two.
 func (sh *shard) home(k Key) int {
-	h, _ := bits.Mul64(k.lo, uint64(len(sh.slots)))
+	h, _ := bits.Mul64(k.Lo, uint64(len(sh.slots)))
 	return int(h)
 }
 

@@ -22,10 +22,19 @@ import (
 	"time"
 )
 
-// Key identifies one (automation, Client-Token) pair: 128 bits of keyed
-// hash. It is only meaningful to the Store that made it.
+// Key identifies one (automation, Client-Token) pair: 128 bits of hash.
+// A Key made by Store.Key is keyed with that Store's random seeds and only
+// meaningful to it; other stores (a shared one across gateways) fill in
+// their own deterministic hash.
 type Key struct {
-	hi, lo uint64
+	Hi, Lo uint64
+}
+
+// Ticket names one claimed (automation, Client-Token) pair, to be passed
+// back to Done or Release by whichever store issued it.
+type Ticket struct {
+	Automation string
+	Key        Key
 }
 
 // Key returns the key of token for automation. The hash is keyed with two
@@ -46,7 +55,7 @@ func (s *Store) Key(automation string, token []byte) Key {
 	h.Write(n[:])
 	h.WriteString(automation)
 	h.Write(token)
-	return Key{hi: hi, lo: h.Sum64()}
+	return Key{Hi: hi, Lo: h.Sum64()}
 }
 
 // Result is the answer of Claim.
@@ -66,6 +75,10 @@ const (
 	// reclaimed yet; the token was not recorded. The gateway must not
 	// trigger, since it could not then recognise a retry.
 	Full
+	// Unavailable: the store could not be asked (a shared store is down or
+	// slow). The caller must not trigger — it could not recognise a retry
+	// — and should answer with a retryable error.
+	Unavailable
 )
 
 // String returns the result's name, for metric labels and logs.
@@ -79,6 +92,8 @@ func (r Result) String() string {
 		return "duplicate"
 	case Full:
 		return "full"
+	case Unavailable:
+		return "unavailable"
 	}
 	return "unknown"
 }
@@ -115,7 +130,7 @@ const (
 type Store struct {
 	window         int64
 	seedHi, seedLo maphash.Seed
-	shardShift     uint // key.hi >> shardShift picks the shard (64 for one shard: Go shifts that far to 0)
+	shardShift     uint // key.Hi >> shardShift picks the shard (64 for one shard: Go shifts that far to 0)
 	shards         []shard
 }
 
@@ -165,7 +180,7 @@ func New(capacity int, window time.Duration) *Store {
 }
 
 func (s *Store) shard(k Key) *shard {
-	return &s.shards[k.hi>>s.shardShift]
+	return &s.shards[k.Hi>>s.shardShift]
 }
 
 // Claim records k as in flight at now unless it is already live, and says

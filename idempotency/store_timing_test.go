@@ -17,7 +17,7 @@ func BenchmarkKey(b *testing.B) {
 	b.ReportAllocs()
 	var local uint64
 	for b.Loop() {
-		local += s.Key("new_product", token).lo
+		local += s.Key("new_product", token).Lo
 	}
 	sinkResult.Add(local)
 }

@@ -140,7 +140,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	gw, err := gateway.New(cfg, sink, log)
+	gw, err := gateway.New(cfg, gateway.Options{Forwarder: sink, Log: log})
 	if err != nil {
 		sink.Close()
 		return err
