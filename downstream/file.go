@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // File is a Sink that appends each event as one line (the event and '\n')
@@ -260,4 +261,18 @@ type FileStats struct {
 // Stats returns the counters. It is cheap enough for every metrics scrape.
 func (f *File) Stats() FileStats {
 	return FileStats{Events: f.events.Load(), Fsyncs: f.fsyncs.Load(), Bytes: f.bytes.Load()}
+}
+
+// Ready reports whether the file sink can take events: nil unless it is
+// closed or a write or fsync has failed.
+func (f *File) Ready(time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.closed:
+		return ErrClosed
+	case f.err != nil:
+		return f.err
+	}
+	return nil
 }

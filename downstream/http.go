@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"sync"
@@ -297,4 +298,17 @@ func (h *HTTP) Stats() HTTPStats {
 		DialRetries: h.dialRetries.Load(),
 		Conns:       h.client.ConnsCount(),
 	}
+}
+
+// Ready reports whether the flow engine accepts connections: it opens one
+// (with the TLS handshake for https) within timeout and closes it.
+func (h *HTTP) Ready(timeout time.Duration) error {
+	if h.closed.Load() {
+		return ErrClosed
+	}
+	c, err := h.dial(h.client.Addr, timeout)
+	if err != nil {
+		return fmt.Errorf("cannot connect to flow engine: %w", err)
+	}
+	return c.Close()
 }

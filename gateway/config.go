@@ -81,6 +81,11 @@ type ServerLimits struct {
 // Log configures zap.
 type Log struct {
 	Level string `yaml:"level"` // debug | info | warn | error, default info
+	// SampleFirst request lines are written per second for each
+	// (automation, outcome); then every SampleThereafter-th (0: none).
+	// Defaults 20 and 0.
+	SampleFirst      int `yaml:"sample_first"`
+	SampleThereafter int `yaml:"sample_thereafter"`
 }
 
 // Table owns automations; its rate limit is shared by all of them.
@@ -268,6 +273,9 @@ func (c *Config) setDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.Log.SampleFirst == 0 {
+		c.Log.SampleFirst = 20
+	}
 	for ti := range c.Tables {
 		for ai := range c.Tables[ti].Automations {
 			a := &c.Tables[ti].Automations[ai]
@@ -323,6 +331,9 @@ func (v *validator) config(c *Config) {
 	case "debug", "info", "warn", "error":
 	default:
 		v.addf("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.SampleFirst < 0 || c.Log.SampleThereafter < 0 {
+		v.addf("log.sample_first", "%d/%d: sampling settings must not be negative", c.Log.SampleFirst, c.Log.SampleThereafter)
 	}
 	if len(c.Tables) == 0 {
 		v.addf("tables", "no tables: at least one table with one automation is needed")
@@ -400,10 +411,10 @@ func (v *validator) downstream(d *Downstream) {
 	case strings.HasPrefix(d.URL, "http://"), strings.HasPrefix(d.URL, "https://"):
 		u, err := url.Parse(d.URL)
 		if err != nil || u.Host == "" {
-			v.addf("downstream.url", "%q is not a valid URL", redactURL(d.URL))
+			v.addf("downstream.url", "%q is not a valid URL", RedactURL(d.URL))
 		}
 	default:
-		v.addf("downstream.url", "%q: use http://, https:// or file:<path>", redactURL(d.URL))
+		v.addf("downstream.url", "%q: use http://, https:// or file:<path>", RedactURL(d.URL))
 	}
 	if d.Timeout <= 0 {
 		v.addf("downstream.timeout", "%s must be positive", time.Duration(d.Timeout))
@@ -413,8 +424,8 @@ func (v *validator) downstream(d *Downstream) {
 	}
 }
 
-// redactURL drops a URL's userinfo and query, which may hold secrets.
-func redactURL(s string) string {
+// RedactURL drops a URL's userinfo and query, which may hold secrets.
+func RedactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "<unparsable URL>"
@@ -486,7 +497,7 @@ func (v *validator) automation(ap string, c *Config, t *Table, a *Automation, to
 		field := fmt.Sprintf("%s.http_step_urls[%d]", ap, i)
 		u, err := url.Parse(s)
 		if err != nil {
-			v.addf(field, "%q is not a valid URL", redactURL(s))
+			v.addf(field, "%q is not a valid URL", RedactURL(s))
 			continue
 		}
 		if token != "" && callsWebhook(u, token) {

@@ -95,7 +95,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if _, err := LoadFile("no/such/file.yaml"); err == nil || errors.As(err, &ce) {
 		t.Errorf("missing file: %v", err)
 	}
-	if _, err := compile(cfg, nil); err != nil {
+	if _, err := compile(cfg, nil, newMetrics()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -35,8 +35,13 @@ type Gateway struct {
 	limits RateLimiter
 	tokens TokenStore
 	log    *zap.Logger
+	m      *metrics
 	ids    eventIDs
-	states sync.Pool
+	// generation counts successful (re)loads of the configuration.
+	generation atomic.Uint64
+	// sampleFirst and sampleThereafter are the log sampling of cfg.Log.
+	sampleFirst, sampleThereafter int64
+	states                        sync.Pool
 	// lingerSlots bounds the connections being drained after an early
 	// answer (see linger); past it such connections are simply closed.
 	lingerSlots chan struct{}
@@ -57,7 +62,8 @@ type Options struct {
 
 // New compiles cfg and returns a Gateway wired with opts.
 func New(cfg *Config, opts Options) (*Gateway, error) {
-	rs, err := compile(cfg, nil)
+	m := newMetrics()
+	rs, err := compile(cfg, nil, m)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +82,19 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		tokens: opts.Tokens,
 		log:    opts.Log,
 
+		m:                m,
+		sampleFirst:      int64(cfg.Log.SampleFirst),
+		sampleThereafter: int64(cfg.Log.SampleThereafter),
+
 		lingerSlots: make(chan struct{}, maxLingering),
 		lingerFor:   time.Duration(cfg.Server.ReadTimeout),
 		lingerMax:   int(cfg.MaxBodyBytes) + 64<<10,
 	}
 	g.routes.Store(rs)
+	g.generation.Store(1)
+	m.generation.Set(1)
+	m.registerSink(opts.Forwarder)
+	m.registerTokens(opts.Tokens)
 	g.states.New = func() any { return new(reqState) }
 	return g, nil
 }
@@ -222,7 +236,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		if out.unread != 0 {
 			g.linger(ctx, out.unread)
 		}
-		g.logRequest(ctx, st, &out)
+		g.account(ctx, st, &out)
 		st.reset()
 		if cap(st.body) > maxPooledBody {
 			st.body = nil
@@ -308,6 +322,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	// 8. Rate limits, on the request's own clock.
 	now := ctx.Time()
 	if scope, wait := g.limits.Allow(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
+		g.m.limited[scope].Inc()
 		out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
 		g.refuse(ctx, st, ErrRateLimited, wait)
 		return
@@ -334,19 +349,20 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	if !ok {
 		out.code, out.status = CodeOK, fasthttp.StatusOK
 		g.answer(ctx, fasthttp.StatusOK, bodyKeywordMiss)
-		out.reason = "keyword miss"
+		out.reason = reasonKeywordMiss
 		return
 	}
 	// 12. Client-Token.
 	clientToken := hdr.PeekBytes(strClientToken)
 	if len(clientToken) > 0 {
 		ticket, res := g.tokens.Claim(r.id, clientToken, now.UnixNano())
+		g.m.tokens[res].Inc()
 		switch res {
 		case idempotency.Claimed:
 			st.claimed, st.hasClaimed = ticket, true
 		case idempotency.Duplicate:
 			out.code, out.status = CodeOK, fasthttp.StatusOK
-			out.reason = "duplicate"
+			out.reason = reasonDuplicate
 			g.answer(ctx, fasthttp.StatusOK, bodyDuplicate)
 			return
 		case idempotency.InFlight:
@@ -368,7 +384,11 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	st.eventID = g.ids.next(st.eventID[:0], now.UnixMilli())
 	st.loop = appendLoopHeader(st.loop[:0], loopIn, r.loopSelf)
 	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, body)
-	if err := g.fwd.Forward(st.eventID, st.loop, st.event); err != nil {
+	fwdStart := time.Now()
+	err := g.fwd.Forward(st.eventID, st.loop, st.event)
+	g.m.fwdDuration.Observe(time.Since(fwdStart).Seconds())
+	if err != nil {
+		g.m.forwardFailure(err)
 		if st.hasClaimed {
 			g.tokens.Release(st.claimed)
 			st.hasClaimed = false
@@ -507,13 +527,80 @@ func constantTimeEqual(a, b []byte) bool {
 	return subtle.ConstantTimeCompare(a, b) == 1
 }
 
-// logRequest writes the request's one log line: accepted events and
-// keyword misses at info, refusals at info too (sampled by the core), and
-// never a token, credential or body.
-func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
+// slotOf maps a request's outcome to its counter slot.
+func slotOf(out *outcome) int {
+	switch out.code {
+	case CodeOK:
+		switch out.reason {
+		case reasonKeywordMiss:
+			return slotKeywordMiss
+		case reasonDuplicate:
+			return slotDuplicate
+		}
+		return slotTriggered
+	case CodeMethodNotAllowed:
+		return slotMethod
+	case CodeNotFound:
+		return slotNotFound
+	case CodeDisabled:
+		return slotDisabled
+	case CodeIPNotAllowed:
+		return slotIP
+	case CodeCredential:
+		return slotCredential
+	case CodeLoop:
+		return slotLoop
+	case CodeTooLarge:
+		return slotTooLarge
+	case CodeRateLimited:
+		return slotRateLimited
+	case CodeInvalidJSON:
+		return slotInvalidJSON
+	case CodeInFlight:
+		return slotInFlight
+	}
+	return slotUnavailable
+}
+
+const (
+	reasonKeywordMiss = "keyword miss"
+	reasonDuplicate   = "duplicate"
+)
+
+// account counts the request and writes its log line.
+func (g *Gateway) account(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
+	slot := slotOf(out)
+	stats := g.m.unknown
+	if out.r != nil {
+		stats = out.r.stats
+	}
+	stats.inc(slot)
+	latency := time.Since(ctx.Time())
+	g.m.duration.Observe(latency.Seconds())
+	if out.bodyLen > 0 {
+		g.m.bodyBytes.Add(float64(out.bodyLen))
+	}
+	g.logRequest(st, out, stats, slot, latency)
+}
+
+// logRequest writes the request's one log line: accepted events, keyword
+// misses and duplicates at info, refusals at debug, failures (5xx) at
+// error; sampled per (automation, outcome); never a token, credential or
+// body.
+func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot int, latency time.Duration) {
 	lvl := zapcore.InfoLevel
-	if out.status >= 500 {
+	switch {
+	case out.status >= 500:
 		lvl = zapcore.ErrorLevel
+	case out.status >= 400:
+		lvl = zapcore.DebugLevel
+	}
+	if !g.log.Core().Enabled(lvl) {
+		return
+	}
+	if !stats.sampler[slot].allow(time.Now().Unix(), g.sampleFirst, g.sampleThereafter) {
+		g.m.logSampled.Inc()
+		return
 	}
 	ce := g.log.Check(lvl, "request")
 	if ce == nil {
@@ -526,7 +613,7 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, out *outcom
 	f = append(f,
 		zap.Int("code", int(out.code)),
 		zap.Int("status", out.status),
-		zap.Duration("latency_ms", time.Since(ctx.Time())),
+		zap.Duration("latency_ms", latency),
 		zap.Int("body_bytes", out.bodyLen),
 	)
 	if len(st.eventID) > 0 {
@@ -548,10 +635,22 @@ func (g *Gateway) logRequest(ctx *fasthttp.RequestCtx, st *reqState, out *outcom
 // that still exist keep their state; a removed automation answers 404 and
 // a rotated token stops working from the next request on.
 func (g *Gateway) Reload(cfg *Config) error {
-	rs, err := compile(cfg, g.routes.Load())
+	rs, err := compile(cfg, g.routes.Load(), g.m)
 	if err != nil {
+		g.m.reloads[1].Inc()
 		return err
 	}
 	g.routes.Store(rs)
+	keep := make(map[string]bool, len(rs.list))
+	for _, r := range rs.list {
+		keep[r.id] = true
+	}
+	g.m.prune(keep)
+	g.m.reloads[0].Inc()
+	g.m.generation.Set(float64(g.generation.Add(1)))
 	return nil
 }
+
+// Generation returns the generation of the configuration being served: 1
+// at start, one more per successful reload.
+func (g *Gateway) Generation() uint64 { return g.generation.Load() }

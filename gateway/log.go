@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"os"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,4 +40,28 @@ func NewLogger(cfg Log) (*zap.Logger, func(), error) {
 // sub-millisecond latencies visible.
 func millis(d time.Duration, enc zapcore.PrimitiveArrayEncoder) {
 	enc.AppendFloat64(float64(d) / float64(time.Millisecond))
+}
+
+// sampler bounds the log lines of one (automation, outcome) pair: the
+// first `first` lines of each second are written, then every
+// `thereafter`-th (none when thereafter is 0). A flood of refusals thus
+// writes a bounded number of lines per second, while the request counters
+// still count every request. It takes no lock: a rare race at the second's
+// boundary may let a line more or less through.
+type sampler struct {
+	second atomic.Int64
+	n      atomic.Int64
+}
+
+// allow reports whether a line at unix second sec may be written.
+func (s *sampler) allow(sec int64, first, thereafter int64) bool {
+	if s.second.Load() != sec {
+		s.second.Store(sec)
+		s.n.Store(0)
+	}
+	n := s.n.Add(1)
+	if n <= first {
+		return true
+	}
+	return thereafter > 0 && (n-first)%thereafter == 0
 }

@@ -43,12 +43,14 @@ type route struct {
 	keywordsJSON [][]byte
 	// loopSelf is the automation id appended to a forwarded Hookgate-Loop.
 	loopSelf []byte
+	// stats are the automation's counters and log sampler.
+	stats *routeStats
 }
 
 // compile builds routes from a validated configuration. Buckets of
 // automations and tables present in prev (a previous generation) are kept,
 // with their current state, so a reload does not reset rate limits.
-func compile(cfg *Config, prev *routes) (*routes, error) {
+func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 	rs := &routes{
 		seed:    maphash.MakeSeed(),
 		byToken: make(map[uint64]*route),
@@ -93,6 +95,7 @@ func compile(cfg *Config, prev *routes) (*routes, error) {
 				}
 			}
 			r.tableLimit = tb
+			r.stats = m.route(t.ID, a.ID)
 			if b := oldAut[a.ID]; b != nil {
 				b.SetRate(rps)
 				r.bucket = b

@@ -39,3 +39,47 @@ func ExampleCurl(cfg *Config, a *Automation) string {
 	fmt.Fprintf(&b, " -H 'Content-Type: application/json' --data-raw '%s'", strings.ReplaceAll(body, "'", `'\''`))
 	return b.String()
 }
+
+// Summary returns one line per automation for `hookgate check`: its
+// keywords, format, rate limits, allow-list and whether a credential is
+// checked. Secrets are never printed.
+func Summary(cfg *Config) []string {
+	var lines []string
+	for _, t := range cfg.Tables {
+		tableRPS := t.RPS
+		if tableRPS == 0 {
+			tableRPS = cfg.Limits.TableRPS
+		}
+		for _, a := range t.Automations {
+			rps := a.RPS
+			cred := "off"
+			if a.Credential != "" {
+				cred = "on"
+			}
+			if rps == 0 {
+				rps = cfg.Limits.AnonymousRPS
+				if cred == "on" {
+					rps = cfg.Limits.AutomationRPS
+				}
+			}
+			kw := "any body"
+			if len(a.Keywords) > 0 {
+				kw = fmt.Sprintf("%q", a.Keywords)
+				if a.KeywordsIgnoreCase {
+					kw += " (ignore case)"
+				}
+			}
+			allow := "any"
+			if len(a.IPAllow) > 0 {
+				allow = strings.Join(a.IPAllow, ",")
+			}
+			state := "enabled"
+			if a.Enabled != nil && !*a.Enabled {
+				state = "disabled"
+			}
+			lines = append(lines, fmt.Sprintf("  %s/%s: %s, format %s, keywords %s, %g req/s (table %g), allow %s, credential %s",
+				t.ID, a.ID, state, a.Format, kw, rps, tableRPS, allow, cred))
+		}
+	}
+	return lines
+}

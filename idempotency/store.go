@@ -128,6 +128,7 @@ const (
 // Store is an exact, bounded set of Client-Tokens. It is safe for
 // concurrent use. The zero value is unusable; use New.
 type Store struct {
+	capacity       int
 	window         int64
 	seedHi, seedLo maphash.Seed
 	shardShift     uint // key.Hi >> shardShift picks the shard (64 for one shard: Go shifts that far to 0)
@@ -160,6 +161,7 @@ func New(capacity int, window time.Duration) *Store {
 		n *= 2
 	}
 	s := &Store{
+		capacity:   capacity,
 		window:     int64(window),
 		seedHi:     maphash.MakeSeed(),
 		seedLo:     maphash.MakeSeed(),
@@ -237,3 +239,6 @@ func (s *Store) Len() int {
 func (s *Store) expiry(now int64) int64 {
 	return max(now+s.window, 1)
 }
+
+// Cap returns the capacity the Store was made with.
+func (s *Store) Cap() int { return s.capacity }

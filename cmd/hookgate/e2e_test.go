@@ -32,6 +32,7 @@ listen: LISTEN
 trusted_proxies: ["127.0.0.1/32"]
 limits: {table_rps: 100000, automation_rps: 100000, anonymous_rps: 100000}
 downstream: {url: "SINK", timeout: 2s}
+log: {level: debug, sample_first: 1000000}
 tables:
   - id: tbl_menu
     automations:

@@ -6,7 +6,6 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -86,6 +85,9 @@ func check(args []string) error {
 		n += len(t.Automations)
 	}
 	fmt.Printf("%s: OK, %d tables, %d automations\n", *path, len(cfg.Tables), n)
+	for _, line := range gateway.Summary(cfg) {
+		fmt.Println(line)
+	}
 	return nil
 }
 
@@ -140,37 +142,65 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer sink.Close()
 	gw, err := gateway.New(cfg, gateway.Options{Forwarder: sink, Log: log})
 	if err != nil {
-		sink.Close()
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		sink.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := gw.NewServer(cfg)
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+
+	var admin *gateway.Admin
+	reload := func() error {
+		err := gw.ReloadFile(*path)
+		if admin != nil {
+			admin.SetReloadResult(err)
+		}
+		return err
+	}
+	adminAddr := "off"
+	if cfg.AdminListen != "" {
+		admin = gw.NewAdmin(cfg.AdminToken, *path, reload)
+		aln, err := net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			srv.Shutdown()
+			return fmt.Errorf("admin_listen: %w", err)
+		}
+		adminAddr = aln.Addr().String()
+		asrv := admin.NewServer()
+		go func() { served <- asrv.Serve(aln) }()
+		defer asrv.Shutdown()
+	}
+	stopWatch, err := gateway.WatchFile(*path, 200*time.Millisecond, log, func() { reload() })
+	if err != nil {
+		log.Warn("configuration file changes will not be noticed; use SIGHUP or POST /reload", zap.Error(err))
+		stopWatch = func() {}
+	}
+	defer stopWatch()
 
 	n := 0
 	for _, t := range cfg.Tables {
 		n += len(t.Automations)
 	}
 	log.Info("hookgate started", zap.String("version", version), zap.String("config", *path),
-		zap.String("listen", ln.Addr().String()), zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
+		zap.Uint64("generation", gw.Generation()), zap.String("listen", ln.Addr().String()),
+		zap.String("admin_listen", adminAddr), zap.String("downstream", gateway.RedactURL(cfg.Downstream.URL)),
+		zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for {
 		select {
 		case err := <-served:
-			sink.Close()
 			return fmt.Errorf("serve: %w", err)
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
-				reload(gw, *path, log)
+				reload()
 				continue
 			}
 			log.Info("stopping", zap.String("signal", s.String()))
@@ -186,21 +216,5 @@ func serve(args []string) error {
 			log.Info("stopped")
 			return nil
 		}
-	}
-}
-
-func reload(gw *gateway.Gateway, path string, log *zap.Logger) {
-	cfg, err := gateway.LoadFile(path)
-	if err == nil {
-		err = gw.Reload(cfg)
-	}
-	var ce *gateway.ConfigError
-	switch {
-	case errors.As(err, &ce):
-		log.Error("reload refused; the running configuration is kept", zap.Strings("problems", ce.Problems))
-	case err != nil:
-		log.Error("reload refused; the running configuration is kept", zap.Error(err))
-	default:
-		log.Info("configuration reloaded", zap.String("config", path))
 	}
 }

@@ -1,0 +1,183 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Admin serves the admin listener (SPEC §10): /healthz, /readyz, /metrics
+// and POST /reload, behind an optional Bearer token.
+type Admin struct {
+	g      *Gateway
+	token  []byte
+	reload func() error
+	// ready reports whether the flow engine can take events.
+	ready func(timeout time.Duration) error
+
+	// mu guards lastReload, the outcome of the last reload attempt.
+	mu         sync.Mutex
+	lastReload string
+	path       string
+}
+
+// readiness is implemented by forwarders that can tell whether the flow
+// engine is reachable.
+type readiness interface {
+	Ready(timeout time.Duration) error
+}
+
+// NewAdmin returns the admin handler. reload re-reads the configuration
+// file (the same as SIGHUP); path is named in /readyz. token, when not
+// empty, is the Bearer token every admin request must carry.
+func (g *Gateway) NewAdmin(token, path string, reload func() error) *Admin {
+	a := &Admin{g: g, reload: reload, path: path, lastReload: "none"}
+	if token != "" {
+		a.token = []byte(token)
+	}
+	if r, ok := g.fwd.(readiness); ok {
+		a.ready = r.Ready
+	}
+	return a
+}
+
+// NewServer returns the admin listener's fasthttp server.
+func (a *Admin) NewServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:              a.Handle,
+		Name:                 "hookgate-admin",
+		ReadTimeout:          10 * time.Second,
+		WriteTimeout:         10 * time.Second,
+		IdleTimeout:          60 * time.Second,
+		MaxRequestBodySize:   4 << 10,
+		Concurrency:          256,
+		NoDefaultContentType: true,
+		CloseOnShutdown:      true,
+		Logger:               fasthttpLogger{a.g.log},
+	}
+}
+
+// SetReloadResult records the outcome of a reload however it was started
+// (SIGHUP, file change, POST /reload), for /readyz.
+func (a *Admin) SetReloadResult(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.lastReload = "failed at " + time.Now().UTC().Format(time.RFC3339) + ": " + err.Error()
+	} else {
+		a.lastReload = "ok at " + time.Now().UTC().Format(time.RFC3339)
+	}
+}
+
+// Handle serves one admin request.
+func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
+	if a.token != nil {
+		auth := ctx.Request.Header.PeekBytes(strAuthorization)
+		if !bytes.HasPrefix(auth, strBearerPrefix) || !constantTimeEqual(auth[len(strBearerPrefix):], a.token) {
+			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			ctx.Error("unauthorized\n", fasthttp.StatusUnauthorized)
+			return
+		}
+	}
+	switch string(ctx.Path()) {
+	case "/healthz":
+		ctx.SetContentType("text/plain; charset=utf-8")
+		ctx.SetBodyString("ok\n")
+	case "/readyz":
+		a.readyz(ctx)
+	case "/metrics":
+		a.metrics(ctx)
+	case "/reload":
+		if !ctx.IsPost() {
+			ctx.Response.Header.Set("Allow", "POST")
+			ctx.Error("use POST\n", fasthttp.StatusMethodNotAllowed)
+			return
+		}
+		err := a.reload()
+		if err != nil {
+			ctx.SetStatusCode(fasthttp.StatusUnprocessableEntity)
+			fmt.Fprintf(ctx, "reload refused; generation %d keeps serving:\n%v\n", a.g.Generation(), err)
+			return
+		}
+		fmt.Fprintf(ctx, "reloaded: generation %d\n", a.g.Generation())
+	default:
+		ctx.Error("not found: /healthz /readyz /metrics /reload\n", fasthttp.StatusNotFound)
+	}
+}
+
+// readyz answers 200 when a configuration is loaded and the flow engine
+// reachable, 503 otherwise, with the live generation either way.
+func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
+	engine := "ok"
+	status := fasthttp.StatusOK
+	if a.ready != nil {
+		if err := a.ready(time.Second); err != nil {
+			engine = err.Error()
+			status = fasthttp.StatusServiceUnavailable
+		}
+	}
+	a.mu.Lock()
+	last := a.lastReload
+	a.mu.Unlock()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	b := append([]byte(nil), `{"ready":`...)
+	b = strconv.AppendBool(b, status == fasthttp.StatusOK)
+	b = append(b, `,"config":`...)
+	b = appendJSONString(b, a.path)
+	b = append(b, `,"generation":`...)
+	b = strconv.AppendUint(b, a.g.Generation(), 10)
+	b = append(b, `,"last_reload":`...)
+	b = appendJSONString(b, last)
+	b = append(b, `,"flow_engine":`...)
+	b = appendJSONString(b, engine)
+	b = append(b, "}\n"...)
+	ctx.SetBody(b)
+}
+
+func (a *Admin) metrics(ctx *fasthttp.RequestCtx) {
+	mfs, err := a.g.m.reg.Gather()
+	if err != nil {
+		a.g.log.Error("gathering metrics", zap.Error(err))
+	}
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	ctx.SetContentType(string(format))
+	enc := expfmt.NewEncoder(ctx, format)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			ctx.Error("cannot encode metrics\n", fasthttp.StatusInternalServerError)
+			return
+		}
+	}
+}
+
+// ReloadFile loads path, compiles it and swaps it in. An invalid file is
+// refused and the running configuration kept; the outcome is logged once
+// and counted, and returned.
+func (g *Gateway) ReloadFile(path string) error {
+	cfg, err := LoadFile(path)
+	if err == nil {
+		err = g.Reload(cfg)
+	} else {
+		g.m.reloads[1].Inc()
+	}
+	var ce *ConfigError
+	switch {
+	case errors.As(err, &ce):
+		g.log.Error("reload refused; the running configuration is kept",
+			zap.String("config", path), zap.Uint64("generation", g.Generation()), zap.Strings("problems", ce.Problems))
+	case err != nil:
+		g.log.Error("reload refused; the running configuration is kept",
+			zap.String("config", path), zap.Uint64("generation", g.Generation()), zap.Error(err))
+	default:
+		g.log.Info("configuration reloaded", zap.String("config", path), zap.Uint64("generation", g.Generation()))
+	}
+	return err
+}
