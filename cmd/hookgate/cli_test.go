@@ -24,6 +24,17 @@ func TestCLICheck(t *testing.T) {
 	if err != nil || !strings.Contains(out, "OK, 1 tables, 2 automations") {
 		t.Fatalf("check of the example: %v\n%s", err, out)
 	}
+	for _, want := range []string{
+		`tbl_menu/new_product: enabled, format json, keywords ["product" "新品"], 5 req/s (table 50), allow 127.0.0.0/8,::1/128, credential on`,
+		`tbl_menu/group_relay: enabled, format text, keywords any body, 1 req/s (table 50), allow any, credential off`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check summary lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "nM78lgC59VT") {
+		t.Errorf("check summary prints the credential:\n%s", out)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte(`
 tables:
