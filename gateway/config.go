@@ -65,6 +65,17 @@ type Downstream struct {
 	Timeout Duration `yaml:"timeout"`
 	// MaxConns bounds the connections to the flow engine. Default 512.
 	MaxConns int `yaml:"max_conns"`
+	// Breaker sheds hand-overs while the flow engine keeps failing.
+	Breaker Breaker `yaml:"breaker"`
+}
+
+// Breaker is the flow engine circuit breaker: after Failures consecutive
+// failed hand-overs it answers 503 at once for Cooldown, then lets one
+// probe through; each failed probe doubles the cooldown up to MaxCooldown.
+type Breaker struct {
+	Failures    int      `yaml:"failures"`     // default 5
+	Cooldown    Duration `yaml:"cooldown"`     // default 1s
+	MaxCooldown Duration `yaml:"max_cooldown"` // default 30s
 }
 
 // ServerLimits protect the webhook listener from slow and hostile clients.
@@ -251,6 +262,18 @@ func (c *Config) setDefaults() {
 	if c.Downstream.MaxConns == 0 {
 		c.Downstream.MaxConns = DefaultDownstreamMaxConns
 	}
+	{
+		b := &c.Downstream.Breaker
+		if b.Failures == 0 {
+			b.Failures = 5
+		}
+		if b.Cooldown == 0 {
+			b.Cooldown = Duration(time.Second)
+		}
+		if b.MaxCooldown == 0 {
+			b.MaxCooldown = Duration(30 * time.Second)
+		}
+	}
 	s := &c.Server
 	if s.ReadTimeout == 0 {
 		s.ReadTimeout = Duration(10 * time.Second)
@@ -421,6 +444,13 @@ func (v *validator) downstream(d *Downstream) {
 	}
 	if d.MaxConns < 1 {
 		v.addf("downstream.max_conns", "%d must be at least 1", d.MaxConns)
+	}
+	if d.Breaker.Failures < 1 {
+		v.addf("downstream.breaker.failures", "%d must be at least 1", d.Breaker.Failures)
+	}
+	if d.Breaker.Cooldown <= 0 || d.Breaker.MaxCooldown < d.Breaker.Cooldown {
+		v.addf("downstream.breaker.cooldown", "%s (max_cooldown %s) must be positive and at most max_cooldown",
+			time.Duration(d.Breaker.Cooldown), time.Duration(d.Breaker.MaxCooldown))
 	}
 }
 

@@ -76,8 +76,9 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
+	br := newBreaker(opts.Forwarder, cfg.Downstream.Breaker)
 	g := &Gateway{
-		fwd:    opts.Forwarder,
+		fwd:    br,
 		limits: opts.Limits,
 		tokens: opts.Tokens,
 		log:    opts.Log,
@@ -94,6 +95,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	g.generation.Store(1)
 	m.generation.Set(1)
 	m.registerSink(opts.Forwarder)
+	m.registerBreaker(br)
 	m.registerTokens(opts.Tokens)
 	g.states.New = func() any { return new(reqState) }
 	return g, nil

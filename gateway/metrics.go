@@ -105,11 +105,12 @@ const (
 	fwdRejected
 	fwdClosed
 	fwdWrite
+	fwdBreakerOpen
 	fwdOther
 	nFwdReasons
 )
 
-var fwdReasonLabels = [nFwdReasons]string{"timeout", "unreachable", "rejected", "closed", "write", "other"}
+var fwdReasonLabels = [nFwdReasons]string{"timeout", "unreachable", "rejected", "closed", "write", "breaker_open", "other"}
 
 // routeStats is one automation's request counters and log sampler. The
 // counters are created on first use, so an automation shows only the
@@ -194,6 +195,8 @@ func (m *metrics) prune(keep map[string]bool) {
 func (m *metrics) forwardFailure(err error) {
 	i := fwdOther
 	switch {
+	case err == errBreakerOpen:
+		i = fwdBreakerOpen
 	case errorIs(err, downstream.ErrTimeout):
 		i = fwdTimeout
 	case errorIs(err, downstream.ErrUnreachable):
@@ -219,6 +222,18 @@ func (m *metrics) registerSink(fwd Forwarder) {
 		f.gaugeFunc("hookgate_downstream_connections", "Open connections to the flow engine.", func() float64 { return float64(s.Stats().Conns) })
 		f.counterFunc("hookgate_downstream_requests_total", "Requests sent to the flow engine.", func() float64 { return float64(s.Stats().Requests) })
 	}
+}
+
+// registerBreaker exports the circuit breaker's state.
+func (m *metrics) registerBreaker(b *breaker) {
+	f := promFactory{m.reg}
+	f.gaugeFunc("hookgate_downstream_breaker_open", "1 while the flow engine circuit breaker sheds hand-overs.", func() float64 {
+		if b.isOpen() {
+			return 1
+		}
+		return 0
+	})
+	f.counterFunc("hookgate_downstream_breaker_openings_total", "Times the circuit breaker opened.", func() float64 { return float64(b.opened.Load()) })
 }
 
 // registerTokens exports the Client-Token store's size when it has one.
