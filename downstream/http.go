@@ -217,12 +217,20 @@ func (h *HTTP) Forward(eventID, loop, event []byte) error {
 		time.Sleep(h.dialRetryDelay)
 	}
 	status := c.resp.StatusCode()
+	// When the body read fails after the status line, the answer was
+	// given: a 2xx then means the engine has the event, and calling it a
+	// failure would make the caller's retry trigger the automation twice.
+	// fasthttp resets the response before each call, and a parsed header
+	// of a body that can still fail has a non-zero content length (its
+	// length, -1 chunked or -2 read-to-close), so this tells a status line
+	// that arrived from one that never did.
+	answered := err != nil && c.resp.Header.ContentLength() != 0
 	// Reset drops the references to the caller's buffers before pooling.
 	req.Reset()
 	c.resp.Reset()
 	h.calls.Put(c)
 
-	if err == nil || (err == fasthttp.ErrBodyTooLarge && status != 0) {
+	if err == nil || answered || (err == fasthttp.ErrBodyTooLarge && status != 0) {
 		// The status line was read: the engine has answered, even if its
 		// body was longer than we care to read.
 		if status >= 200 && status < 300 {

@@ -427,3 +427,47 @@ func TestHTTPSUntrustedEngine(t *testing.T) {
 		t.Fatalf("engine saw %+v", got)
 	}
 }
+
+// TestHTTPStatusThenHangIsAccepted: an engine that sends a 2xx status line
+// and then stalls its body has taken the event; reporting a failure would
+// make the caller's retry trigger the automation twice. A 5xx that stalls
+// stays a failure, and so does silence.
+func TestHTTPStatusThenHangIsAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		name, head string
+		ok         bool
+	}{
+		{"2xx then hang", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", true},
+		{"2xx chunked then hang", "HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n", true},
+		{"5xx then hang", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100\r\n\r\n", false},
+		{"silence", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, 4096)
+				c.Read(buf)
+				c.Write([]byte(tc.head))
+				time.Sleep(2 * time.Second)
+			}()
+			s, err := Open(Config{URL: "http://" + ln.Addr().String() + "/e", Timeout: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			err = s.Forward([]byte("id"), nil, []byte(`{}`))
+			if (err == nil) != tc.ok {
+				t.Fatalf("Forward = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}

@@ -202,12 +202,22 @@ func TestOracleUnescape(t *testing.T) {
 func TestLarge(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabets := []string{`"e`, `ab`, `"ea:\`, `"\u0065`, "ab\\n", "x\\u65b0\\u54c1\\/"}
-	for iter := range 60 {
+	for iter := range 200 {
 		alpha := alphabets[iter%len(alphabets)]
 		n := 1 + rng.IntN(3*blockSize)
 		body := make([]byte, n)
 		for i := range body {
 			body[i] = alpha[rng.IntN(len(alpha))]
+		}
+		// Half the bodies alternate dense stretches with stretches of
+		// bytes no keyword holds, so that the search switches between
+		// the prefilter and the automaton.
+		if iter%2 == 1 {
+			for i := rng.IntN(blockSize); i < n; i += rng.IntN(2 * blockSize) {
+				for j := i; j < min(n, i+rng.IntN(blockSize)); j++ {
+					body[j] = "QWRTYZ"[rng.IntN(6)]
+				}
+			}
 		}
 		var keywords []string
 		for range 1 + rng.IntN(MaxKeywords) {
@@ -410,4 +420,42 @@ func oracleUnescape(b []byte) []byte {
 		out = utf8.AppendRune(out, r)
 	}
 	return out
+}
+
+// TestLargeOrders plants keywords at random places of large realistic
+// bodies, raw and escaped, where the prefilter keeps to its passes.
+func TestLargeOrders(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	bodies := [][]byte{orderBody(200<<10, false), orderBody(200<<10, true)}
+	for iter := range 40 {
+		body := bytes.Clone(bodies[iter%2])
+		keywords := absentKeywords[:1+rng.IntN(len(absentKeywords))]
+		for range rng.IntN(3) {
+			kw := keywords[rng.IntN(len(keywords))]
+			if rng.IntN(2) == 0 {
+				kw = string(bytes.ToUpper([]byte(kw)))
+			}
+			at := rng.IntN(len(body) - len(kw))
+			copy(body[at:], kw)
+		}
+		ignoreCase := iter%3 == 0
+		m, err := Compile(keywords, ignoreCase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantKW, wantOK := oracleMatch(keywords, ignoreCase, body)
+		if kw, ok := m.Match(body); kw != wantKW || ok != wantOK {
+			t.Fatalf("iter %d: Match = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
+		}
+		var s Scanner
+		s.Reset(m)
+		for rest := body; len(rest) > 0; {
+			c := min(len(rest), 1+rng.IntN(64<<10))
+			s.Write(rest[:c])
+			rest = rest[c:]
+		}
+		if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
+			t.Fatalf("iter %d: Scanner = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
+		}
+	}
 }

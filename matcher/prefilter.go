@@ -83,8 +83,11 @@ func buildGroups(keywords []string, ignoreCase bool) []group {
 		groups = append(groups, group{b: b, cands: []cand{c}})
 	}
 	for k, kw := range keywords {
-		off := rarest(kw, ignoreCase)
-		c := cand{kw: int32(k), off: int32(off), n: int32(len(kw))}
+		off, off2 := rarest(kw, ignoreCase)
+		c := cand{kw: int32(k), off: int32(off), n: int32(len(kw)), off2: int32(off2), b2: kw[off2]}
+		if ignoreCase {
+			c.b2 = lower(c.b2)
+		}
 		b := kw[off]
 		if ignoreCase && lower(b) != upper(b) {
 			add(lower(b), c)
@@ -101,14 +104,20 @@ func buildGroups(keywords []string, ignoreCase bool) []group {
 	return groups
 }
 
-// rarest returns the offset in kw of its byte with the lowest cost, the
-// first such when several tie.
-func rarest(kw string, ignoreCase bool) int {
-	best := 0
+// rarest returns the offsets in kw of its byte with the lowest cost and of
+// the one with the next lowest (the same when kw is one byte long),
+// preferring the first among equals.
+func rarest(kw string, ignoreCase bool) (off, off2 int) {
 	for i := 1; i < len(kw); i++ {
-		if cost(kw[i], ignoreCase) < cost(kw[best], ignoreCase) {
-			best = i
+		if cost(kw[i], ignoreCase) < cost(kw[off], ignoreCase) {
+			off = i
 		}
 	}
-	return best
+	off2 = off
+	for i := range len(kw) {
+		if i != off && (off2 == off || cost(kw[i], ignoreCase) < cost(kw[off2], ignoreCase)) {
+			off2 = i
+		}
+	}
+	return off, off2
 }

@@ -19,6 +19,7 @@ type Scanner struct {
 	ntail int
 	bnd   [2 * (MaxKeywordLen - 1)]byte
 
+	ad     adapt // the raw search's, carried from chunk to chunk
 	u      unescaper
 	closed bool
 	decKW  int
@@ -30,6 +31,7 @@ func (s *Scanner) Reset(m *Matcher) {
 	s.n = 0
 	s.rawKW = -1
 	s.ntail = 0
+	s.ad = adapt{}
 	s.u.reset(m)
 	s.closed = false
 	s.decKW = -1
@@ -54,7 +56,11 @@ func (s *Scanner) Write(chunk []byte) {
 			kw, end = k, s.n-s.ntail+e
 		}
 	}
-	if k, e := m.find(chunk); k >= 0 {
+	first := blockSize
+	if s.n == 0 {
+		first = firstBlockSize
+	}
+	if k, e := m.search(chunk, &s.ad, first); k >= 0 {
 		if e += s.n; kw < 0 || e < end || (e == end && k < kw) {
 			kw, end = k, e
 		}

@@ -36,7 +36,8 @@ type unescaper struct {
 	pend  [12]byte
 	npend int
 
-	found int // keyword found, or -1
+	found int   // keyword found, or -1
+	ad    adapt // carried from one stretch to the next
 }
 
 // segSize is the length at which a stretch is searched; small enough for
@@ -100,13 +101,31 @@ func (u *unescaper) write(p []byte) {
 			continue
 		}
 		if p[0] != '\\' {
-			i := bytes.IndexByte(p, '\\')
-			if i < 0 {
-				u.plain(p)
-				return
+			// Escaped text has short runs between escapes: look at a
+			// few bytes before paying for a call.
+			i := 1
+			for i < len(p) && i < 8 && p[i] != '\\' {
+				i++
+			}
+			if i == 8 {
+				if j := bytes.IndexByte(p[i:], '\\'); j < 0 {
+					i = len(p)
+				} else {
+					i += j
+				}
 			}
 			u.plain(p[:i])
 			p = p[i:]
+			if len(p) == 0 {
+				return
+			}
+		}
+		u.closeGap()
+		// The common escapes, which often come in runs, are decoded
+		// here; the rest, and escapes cut by the end of p, by escape.
+		if n := u.escapeRun(p); n > 0 {
+			p = p[n:]
+			continue
 		}
 		n, ok := u.escape(p, false)
 		if !ok {
@@ -129,6 +148,34 @@ func (u *unescaper) close() int {
 	}
 	u.search()
 	return u.found
+}
+
+// escapeRun decodes the run of two-byte escapes and \uXXXX escapes
+// outside the surrogate range at the start of p, as long as the stretch has
+// room, and returns how many bytes it took.
+func (u *unescaper) escapeRun(p []byte) int {
+	seg, i := u.seg, 0
+	for len(seg) < segSize && i+6 <= len(p) && p[i] == '\\' {
+		if c := simpleEscape[p[i+1]]; c != 0 {
+			seg = append(seg, c)
+			i += 2
+			continue
+		}
+		if p[i+1] != 'u' {
+			break
+		}
+		r := hexVal[p[i+2]]<<12 | hexVal[p[i+3]]<<8 | hexVal[p[i+4]]<<4 | hexVal[p[i+5]]
+		if r < 0 || 0xd800 <= r && r < 0xe000 {
+			break
+		}
+		seg = utf8.AppendRune(seg, r)
+		i += 6
+	}
+	if i > 0 {
+		u.seg = seg
+		u.after = u.w
+	}
+	return i
 }
 
 // escape decodes the escape at the start of p, which begins with a
@@ -210,6 +257,28 @@ const (
 	hexBad
 )
 
+// simpleEscape maps the byte after a backslash to what the two-byte
+// escape stands for, or to 0 when it is not one.
+var simpleEscape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// hexVal maps a hex digit to its value and any other byte to a value that
+// makes the rune decoded from it negative.
+var hexVal = func() (t [256]rune) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = rune(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = rune(c - 'a' + 10)
+		case 'A' <= c && c <= 'F':
+			t[c] = rune(c - 'A' + 10)
+		default:
+			t[c] = -1 << 20
+		}
+	}
+	return t
+}()
+
 // hex4 parses the 4 hex digits at the start of p. It reports hexShort when
 // p holds fewer than 4 bytes that are all hex digits, hexBad when a byte
 // among the first 4 is not one.
@@ -278,18 +347,27 @@ func (u *unescaper) plain(p []byte) {
 
 // decoded takes the output of one escape.
 func (u *unescaper) decoded(p []byte) {
-	if u.skipped > 0 {
-		if u.skipped > u.ntail {
-			// Plain bytes were dropped between the stretch and this
-			// escape: no occurrence spans them.
-			u.search()
-			u.seg = u.seg[:0]
-		}
-		u.put(u.tail[:u.ntail])
-		u.skipped, u.ntail = 0, 0
-	}
+	u.closeGap()
 	u.put(p)
 	u.after = u.w
+}
+
+// closeGap is called before an escape's output: it brings in the context
+// the escape needs before it, the plain bytes held in tail. When more were
+// dropped, the stretch so far is searched and a new one begun, since no
+// occurrence spans the bytes dropped. Bringing in context early, before a
+// backslash that turns out to be kept as it is, is harmless: the stretch
+// holds decoded text either way.
+func (u *unescaper) closeGap() {
+	if u.skipped == 0 {
+		return
+	}
+	if u.skipped > u.ntail {
+		u.search()
+		u.seg = u.seg[:0]
+	}
+	u.put(u.tail[:u.ntail])
+	u.skipped, u.ntail = 0, 0
 }
 
 // put appends p to the stretch, searching it when it is full.
@@ -307,6 +385,6 @@ func (u *unescaper) put(p []byte) {
 // already, so the first occurrence it finds is the one sought.
 func (u *unescaper) search() {
 	if u.found < 0 && len(u.seg) > 0 {
-		u.found, _ = u.m.find(u.seg)
+		u.found, _ = u.m.search(u.seg, &u.ad, blockSize)
 	}
 }
