@@ -63,6 +63,7 @@ func testGateway(t testing.TB) (*Gateway, *downstream.File, *bytes.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(g.Close)
 	return g, sink, &logs
 }
 

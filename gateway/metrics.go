@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hookgate/hookgate/downstream"
 	"github.com/hookgate/hookgate/idempotency"
@@ -139,6 +140,7 @@ func (rs *routeStats) inc(slot int) {
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(), routes: map[string]*routeStats{}}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promFactory{m.reg}
 	m.requests = f.counterVec("hookgate_requests_total",
 		"Webhook requests by table, automation, answer code and result (triggered, keyword_miss, duplicate, refused, failed).",

@@ -147,6 +147,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer gw.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
