@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hookgate/hookgate/matcher"
+	"github.com/hookgate/hookgate/signature"
 )
 
 // Config is the YAML configuration file (SPEC §8). Zero fields take the
@@ -121,6 +122,34 @@ type Automation struct {
 	IPAllow            []string `yaml:"ip_allow"`
 	HTTPStepURLs       []string `yaml:"http_step_urls"`
 	RPS                float64  `yaml:"rps"`
+	// Verify checks a signature instead of, or besides, the credential.
+	Verify *Verify `yaml:"verify"`
+}
+
+// Verify is an automation's signature check (SPEC §12).
+type Verify struct {
+	// Scheme is standard-webhooks, github, dingtalk or hmac-sha256.
+	Scheme string `yaml:"scheme"`
+	// Secrets, or SecretsEnv naming a variable that holds them separated
+	// by commas or spaces; any one matching passes, so a secret can be
+	// rotated without downtime.
+	Secrets    []string `yaml:"secrets"`
+	SecretsEnv string   `yaml:"secrets_env"`
+	// Tolerance is the timestamp window (default 5m; dingtalk 1h).
+	Tolerance Duration `yaml:"tolerance"`
+	// Header, Encoding and Prefix: see the README's scheme table.
+	Header   string `yaml:"header"`
+	Encoding string `yaml:"encoding"`
+	Prefix   string `yaml:"prefix"`
+}
+
+// SignatureConfig converts v to the signature package's Config, secrets
+// resolved.
+func (v *Verify) SignatureConfig() signature.Config {
+	return signature.Config{
+		Scheme: v.Scheme, Secrets: v.Secrets, Tolerance: time.Duration(v.Tolerance),
+		Header: v.Header, Encoding: v.Encoding, Prefix: v.Prefix,
+	}
 }
 
 // Duration is a time.Duration written as "5s", "3h" in YAML.
@@ -513,6 +542,9 @@ func (v *validator) automation(ap string, c *Config, t *Table, a *Automation, to
 			v.addf(fmt.Sprintf("%s.ip_allow[%d]", ap, i), "%q is not an IP address or CIDR", p)
 		}
 	}
+	if a.Verify != nil {
+		v.verify(ap, a.Verify)
+	}
 	if a.RPS != 0 {
 		v.rate(ap+".rps", a.RPS)
 		tableRPS := t.RPS
@@ -605,4 +637,29 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// verify resolves the secrets of a verify block and checks it compiles.
+// Problems never quote a secret.
+func (v *validator) verify(ap string, vf *Verify) {
+	if len(vf.Secrets) > 0 && vf.SecretsEnv != "" {
+		v.addf(ap+".verify.secrets", "both secrets and secrets_env are set; use one")
+		return
+	}
+	if vf.SecretsEnv != "" {
+		s, ok := v.lookupEnv(vf.SecretsEnv)
+		if !ok || strings.TrimSpace(s) == "" {
+			v.addf(ap+".verify.secrets_env", "environment variable %q is not set", vf.SecretsEnv)
+			return
+		}
+		vf.Secrets = strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' })
+	}
+	if len(vf.Secrets) == 0 {
+		v.addf(ap+".verify.secrets", "no secrets: set secrets or secrets_env")
+		return
+	}
+	if _, err := signature.Compile(vf.SignatureConfig()); err != nil {
+		// err names the field already: "verify.scheme: …".
+		v.problems = append(v.problems, ap+"."+err.Error())
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hookgate/hookgate/idempotency"
 	"github.com/hookgate/hookgate/limiter"
+	"github.com/hookgate/hookgate/signature"
 )
 
 // Forwarder hands one accepted event to the flow engine. Forward returns
@@ -117,6 +118,12 @@ type reqState struct {
 	loop    []byte
 	scratch []byte
 	fields  []zap.Field
+	// sig is the signature check of an automation with verify; sigActive
+	// is set between a successful Begin and Finish. input reads the
+	// request for it.
+	sig       signature.Check
+	sigActive bool
+	input     reqInput
 	// claimed is the Client-Token held in flight by this request.
 	claimed    idempotency.Ticket
 	hasClaimed bool
@@ -132,7 +139,18 @@ func (st *reqState) reset() {
 	clear(st.fields)
 	st.fields = st.fields[:0]
 	st.hasClaimed = false
+	if st.sigActive {
+		st.sig.Abort()
+		st.sigActive = false
+	}
+	st.input.ctx = nil
 }
+
+// reqInput lets a signature.Verifier read the request's headers and query.
+type reqInput struct{ ctx *fasthttp.RequestCtx }
+
+func (in *reqInput) Header(name string) []byte { return in.ctx.Request.Header.Peek(name) }
+func (in *reqInput) Query(name string) []byte  { return in.ctx.QueryArgs().Peek(name) }
 
 // maxPooledBody keeps pooled states from pinning big body buffers: a
 // buffer grown past it for a large body is dropped when the request ends
@@ -319,6 +337,19 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 			return
 		}
 	}
+	// 5b. Signature: everything that needs no body is checked now; the
+	// body-covering MAC is computed as the body streams in (step 9).
+	now := ctx.Time()
+	if r.verifier != nil {
+		st.input.ctx = ctx
+		if err := r.verifier.Begin(&st.sig, &st.input, now.UnixNano()); err != nil {
+			out.reason = err.Error()
+			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			fail(ErrCredential)
+			return
+		}
+		st.sigActive = true
+	}
 	// 6. Loop marker.
 	loopIn := hdr.PeekBytes(strLoop)
 	if loops(loopIn, r.loopSelf) {
@@ -333,7 +364,6 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		return
 	}
 	// 8. Rate limits, on the request's own clock.
-	now := ctx.Time()
 	if scope, wait := g.limits.Allow(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
 		g.m.limited[scope].Inc()
 		out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
@@ -350,6 +380,16 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		return
 	}
 	out.bodyRead = true
+	if st.sigActive {
+		st.sigActive = false
+		if err := st.sig.Finish(); err != nil {
+			out.reason = err.Error()
+			out.bodyLen = len(st.body)
+			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			fail(ErrCredential)
+			return
+		}
+	}
 	body := st.body
 	out.bodyLen = len(body)
 	// 10. JSON.
@@ -367,6 +407,11 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	}
 	// 12. Client-Token.
 	clientToken := hdr.PeekBytes(strClientToken)
+	if len(clientToken) == 0 && r.verifier != nil {
+		// A signed delivery id (standard-webhooks' webhook-id) serves
+		// as the idempotency key when no Client-Token is sent.
+		clientToken = st.sig.IdempotencyKey()
+	}
 	if len(clientToken) > 0 {
 		ticket, res := g.tokens.Claim(r.id, clientToken, now.UnixNano())
 		g.m.tokens[res].Inc()
@@ -422,10 +467,12 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 
 // readBody reads the request body into st.body through a limit of max+1
 // bytes, so a body without Content-Length can't exceed the cap either.
+// Each chunk read is fed to the signature check as it arrives.
 func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) *Refusal {
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
 		st.body = append(st.body[:0], ctx.Request.Body()...)
+		st.feed(st.body)
 		return nil
 	}
 	if cl >= 0 {
@@ -433,9 +480,20 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 			st.body = make([]byte, cl)
 		}
 		st.body = st.body[:cl]
-		if _, err := io.ReadFull(stream, st.body); err != nil {
-			ctx.SetConnectionClose()
-			return ErrInvalidJSON // truncated: the body can't be valid
+		for off := 0; off < cl; {
+			n, err := stream.Read(st.body[off:])
+			st.feed(st.body[off : off+n])
+			off += n
+			if off == cl {
+				break
+			}
+			if err != nil || n == 0 && off < cl {
+				if err == nil {
+					continue
+				}
+				ctx.SetConnectionClose()
+				return ErrInvalidJSON // truncated: the body can't be valid
+			}
 		}
 		return nil
 	}
@@ -451,6 +509,7 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 		}
 		limit := min(cap(b), max+1)
 		n, err := stream.Read(b[len(b):limit])
+		st.feed(b[len(b) : len(b)+n])
 		b = b[:len(b)+n]
 		if len(b) > max {
 			st.body = b
@@ -465,6 +524,13 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 			ctx.SetConnectionClose()
 			return ErrInvalidJSON
 		}
+	}
+}
+
+// feed passes body bytes to the signature check when one is running.
+func (st *reqState) feed(p []byte) {
+	if st.sigActive && len(p) > 0 {
+		st.sig.Write(p)
 	}
 }
 

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"encoding/json"
 	"io"
 	"net"
@@ -14,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookgate/hookgate/downstream"
+	"github.com/hookgate/hookgate/signature"
 )
 
 const (
@@ -38,6 +41,12 @@ tables:
       - {id: none, token: ` + hTokNone + `, format: none, keywords: [alert]}
       - {id: off, token: ` + hTokOff + `, enabled: false}
       - {id: ipal, token: ` + hTokIP + `, ip_allow: ["10.0.0.0/8"]}
+      - id: gh
+        token: tok-gh-0123456789abcdefghijk
+        verify: {scheme: github, secrets: ["old-secret", "It's a Secret to Everybody"]}
+      - id: sw
+        token: tok-sw-0123456789abcdefghijk
+        verify: {scheme: standard-webhooks, secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
   - id: slow
     rps: 1
     automations:
@@ -166,6 +175,20 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	c := newCall()
 	bearer := "Bearer " + hCred
 	big := jsonOfSizeForTest(64<<10, "product")
+	ghSig := signedHeaders(t, signature.Config{Scheme: "github", Secrets: []string{"It's a Secret to Everybody"}}, bodyProduct, c.ctx.Time(), "")
+	// Each standard-webhooks delivery id is the idempotency key: many ids,
+	// each signed, so the accept path is measured, not the duplicate one.
+	var swSig []string
+	var swIDs []string
+	swSigs := map[string]string{}
+	for i := 0; i < 300; i++ {
+		id := fmt.Sprintf("msg_%04d", i)
+		h := signedHeaders(t, signature.Config{Scheme: "standard-webhooks", Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, bodyProduct, c.ctx.Time(), id)
+		swSigs[id] = h[5]
+		swIDs = append(swIDs, id)
+		swSig = h
+	}
+
 	n := 0
 	paths := []struct {
 		name string
@@ -191,6 +214,15 @@ func TestHandlerZeroAllocs(t *testing.T) {
 		{"508", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer, "Hookgate-Loop", "a,cred") }},
 		{"429", func() { c.do(g, "POST", hTokSlow, bodyProduct) }},
 		{"400", func() { c.do(g, "POST", hTokCred, bodyBroken, "Authorization", bearer) }},
+		{"accept github signature", func() { c.do(g, "POST", "tok-gh-0123456789abcdefghijk", bodyProduct, ghSig...) }},
+		{"accept standard-webhooks signature", func() {
+			n++
+			id := swIDs[n%len(swIDs)]
+			swSig[1], swSig[5] = id, swSigs[id]
+			c.do(g, "POST", "tok-sw-0123456789abcdefghijk", bodyProduct, swSig...)
+		}},
+		{"401 bad signature", func() { c.do(g, "POST", "tok-gh-0123456789abcdefghijk", bodyMiss, ghSig...) }},
+		{"401 missing signature", func() { c.do(g, "POST", "tok-gh-0123456789abcdefghijk", bodyProduct) }},
 	}
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
@@ -199,6 +231,11 @@ func TestHandlerZeroAllocs(t *testing.T) {
 			}
 			if allocs := testing.AllocsPerRun(200, p.run); allocs != 0 {
 				t.Errorf("%.2f allocations per request, want 0", allocs)
+			}
+			if strings.HasPrefix(p.name, "accept") {
+				if _, code, data := c.answer(t); code != 0 || data["triggered"] != true {
+					t.Errorf("the path measured did not trigger: %s", c.ctx.Response.Body())
+				}
 			}
 		})
 	}
@@ -268,4 +305,18 @@ func TestChunkedCap(t *testing.T) {
 		}
 	}
 	_ = time.Second
+}
+
+// signedHeaders returns the headers a sender adds, as name, value pairs.
+func signedHeaders(t testing.TB, cfg signature.Config, body []byte, now time.Time, id string) []string {
+	t.Helper()
+	hs, _, err := signature.Sign(cfg, body, now, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, h := range hs {
+		out = append(out, h[0], h[1])
+	}
+	return out
 }

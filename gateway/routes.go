@@ -6,6 +6,7 @@ import (
 
 	"github.com/hookgate/hookgate/limiter"
 	"github.com/hookgate/hookgate/matcher"
+	"github.com/hookgate/hookgate/signature"
 )
 
 // webhookPrefix is the path of every webhook URL before its token.
@@ -45,6 +46,8 @@ type route struct {
 	loopSelf []byte
 	// stats are the automation's counters and log sampler.
 	stats *routeStats
+	// verifier checks the request's signature; nil when none is set.
+	verifier *signature.Verifier
 }
 
 // compile builds routes from a validated configuration. Buckets of
@@ -90,7 +93,8 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 			rps := a.RPS
 			if rps == 0 {
 				rps = cfg.Limits.AnonymousRPS
-				if r.credential != nil {
+				if r.credential != nil || r.verifier != nil {
+					// A signature is a credential check too (SPEC §12).
 					rps = cfg.Limits.AutomationRPS
 				}
 			}
@@ -130,6 +134,13 @@ func compileAutomation(cfg *Config, table string, a *Automation) (*route, error)
 	}
 	if a.Credential != "" {
 		r.credential = []byte(a.Credential)
+	}
+	if a.Verify != nil {
+		v, err := signature.Compile(a.Verify.SignatureConfig())
+		if err != nil {
+			return nil, fmt.Errorf("automation %q: %w", a.ID, err)
+		}
+		r.verifier = v
 	}
 	for _, p := range a.IPAllow {
 		pr, err := parsePrefix(p)

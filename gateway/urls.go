@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hookgate/hookgate/matcher"
+	"github.com/hookgate/hookgate/signature"
 )
 
 // WebhookURL returns the public URL of an automation's webhook. It holds
@@ -82,4 +86,50 @@ func Summary(cfg *Config) []string {
 		}
 	}
 	return lines
+}
+
+// SignedCurl returns the headers (and query) a sender adds to sign body for
+// the automation with the given id, and a curl command that sends it, so
+// an integration can be tested by hand. id is the delivery id for schemes
+// that carry one (a fresh one is made when empty).
+func SignedCurl(cfg *Config, automation string, body []byte, now time.Time, id string) (headers []string, curl string, err error) {
+	for _, t := range cfg.Tables {
+		for i := range t.Automations {
+			a := &t.Automations[i]
+			if a.ID != automation {
+				continue
+			}
+			if a.Verify == nil {
+				return nil, "", fmt.Errorf("automation %q has no verify block", automation)
+			}
+			if id == "" {
+				var b [12]byte
+				rand.Read(b[:])
+				id = "msg_" + base64.RawURLEncoding.EncodeToString(b[:])
+			}
+			hs, query, err := signature.Sign(a.Verify.SignatureConfig(), body, now, id)
+			if err != nil {
+				return nil, "", err
+			}
+			u := WebhookURL(cfg, a)
+			if query != "" {
+				u += "?" + query
+			}
+			var c strings.Builder
+			fmt.Fprintf(&c, "curl -sS -X POST '%s'", u)
+			for _, h := range hs {
+				headers = append(headers, h[0]+": "+h[1])
+				fmt.Fprintf(&c, " -H '%s: %s'", h[0], h[1])
+			}
+			if query != "" {
+				headers = append(headers, "query: "+query)
+			}
+			if a.Credential != "" {
+				fmt.Fprintf(&c, " -H 'Authorization: Bearer %s'", a.Credential)
+			}
+			fmt.Fprintf(&c, " -H 'Content-Type: application/json' --data-binary @-")
+			return headers, c.String(), nil
+		}
+	}
+	return nil, "", fmt.Errorf("no automation %q", automation)
 }

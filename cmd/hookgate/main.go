@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -33,6 +34,9 @@ commands:
   check  -config FILE   validate a configuration
   token                 print a fresh webhook token or credential
   urls   -config FILE   print each automation's webhook URL (-curl: a curl that fires it)
+  sign   -config FILE -automation ID -body FILE
+                        print the signature headers (or query) for body, and a curl
+                        that sends it (reads the body from stdin with -body -)
   version               print the version
 `)
 }
@@ -53,6 +57,8 @@ func main() {
 		err = token()
 	case "urls":
 		err = urls(args)
+	case "sign":
+		err = sign(args)
 	case "version":
 		fmt.Println("hookgate", version)
 	case "-h", "--help", "help":
@@ -118,6 +124,36 @@ func urls(args []string) error {
 			}
 		}
 	}
+	return nil
+}
+
+func sign(args []string) error {
+	fs, path := configFlag("sign", args)
+	automation := fs.String("automation", "", "automation id")
+	bodyFile := fs.String("body", "-", "file holding the body; - for stdin")
+	id := fs.String("id", "", "delivery id for standard-webhooks (default: a fresh one)")
+	_ = fs.Parse(args)
+	cfg, err := gateway.LoadFile(*path)
+	if err != nil {
+		return err
+	}
+	var body []byte
+	if *bodyFile == "-" {
+		body, err = io.ReadAll(os.Stdin)
+	} else {
+		body, err = os.ReadFile(*bodyFile)
+	}
+	if err != nil {
+		return err
+	}
+	headers, curl, err := gateway.SignedCurl(cfg, *automation, body, time.Now(), *id)
+	if err != nil {
+		return err
+	}
+	for _, h := range headers {
+		fmt.Println(h)
+	}
+	fmt.Printf("# send it (the body on stdin):\n%s < %s\n", curl, *bodyFile)
 	return nil
 }
 
