@@ -2,12 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"fmt"
-	"strings"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
