@@ -236,3 +236,43 @@ func TestBigBodyFloodMemory(t *testing.T) {
 		t.Fatalf("RSS stayed at %d KiB after the flood, baseline %d KiB", after, base)
 	}
 }
+
+// TestClientTokenStoreFull: at its capacity the store refuses new tokens
+// with a clear, retryable answer instead of forgetting one it holds.
+func TestClientTokenStoreFull(t *testing.T) {
+	s := startSink(t)
+	admin := freeAddr(t)
+	g := startGateway(t, fmt.Sprintf(`listen: LISTEN
+admin_listen: %s
+idempotency_capacity: 100
+limits: {table_rps: 100000, automation_rps: 100000, anonymous_rps: 100000}
+downstream: {url: %q}
+tables:
+  - id: t
+    automations:
+      - {id: a, token: %s}
+`, admin, s.URL, tokAnon))
+	for i := 0; i < 100; i++ {
+		a := post(t, "POST", g.url(tokAnon), productBody, "Client-Token", fmt.Sprintf("ct-%d", i))
+		if a.Data["triggered"] != true {
+			t.Fatalf("token %d: %s", i, a.Raw)
+		}
+	}
+	a := post(t, "POST", g.url(tokAnon), productBody, "Client-Token", "ct-one-too-many")
+	a.want(t, 429, 800005652, "Too many requests — try again later")
+	if a.hdr("Retry-After") == "" {
+		t.Error("no Retry-After")
+	}
+	// Nothing held was forgotten: every earlier token is still a duplicate.
+	for i := 0; i < 100; i++ {
+		if a := post(t, "POST", g.url(tokAnon), productBody, "Client-Token", fmt.Sprintf("ct-%d", i)); a.Data["duplicate"] != true {
+			t.Fatalf("token %d forgotten at capacity: %s", i, a.Raw)
+		}
+	}
+	// Requests without a Client-Token are not affected.
+	post(t, "POST", g.url(tokAnon), productBody).want(t, 200, 0, "")
+	mfs := scrape(t, "http://"+admin)
+	if value(mfs, "hookgate_client_tokens_total", map[string]string{"result": "full"}) != 1 {
+		t.Error("the refusal was not counted as full")
+	}
+}

@@ -200,6 +200,7 @@ func startGatewayAt(t *testing.T, config, addr string, env ...string) *gatewayPr
 	}
 	t.Cleanup(func() {
 		g.stop(t)
+		assertNoSecrets(t, "the gateway log", g.log())
 		if t.Failed() {
 			t.Logf("gateway log:\n%s", g.log())
 		}
@@ -262,9 +263,30 @@ func post(t *testing.T, method, url string, body []byte, headers ...string) answ
 	return decode(t, resp)
 }
 
+// secrets are every webhook token, credential and signing secret the
+// tests use, and credentials tried by attackers: none may appear in a
+// log, a metric or an answer.
+var secrets = []string{
+	tokCred, tokAnon, tokDisabled, tokAllow6, tokText, tokNone, tokFold, credential,
+	tokSW, tokGH, tokDT, tokHMAC, swOld, swNew, dtSec, "hm-secret", "It's a Secret to Everybody",
+	"stolen-guess", "tok-steady-0123456789abcdef", "tok-limited-0123456789abcde", "tok-moving-",
+	"adm-0123456789abcdefghijkl",
+}
+
+// assertNoSecrets fails the test when text holds a secret.
+func assertNoSecrets(t *testing.T, where, text string) {
+	t.Helper()
+	for _, s := range secrets {
+		if strings.Contains(text, s) {
+			t.Errorf("%s holds the secret %q", where, s)
+		}
+	}
+}
+
 func decode(t *testing.T, resp *fasthttp.Response) answer {
 	t.Helper()
 	a := answer{Status: resp.StatusCode(), Raw: append([]byte(nil), resp.Body()...)}
+	assertNoSecrets(t, "an answer", string(a.Raw))
 	a.Header = map[string]string{}
 	for _, k := range resp.Header.PeekKeys() {
 		a.Header[strings.ToLower(string(k))] = string(resp.Header.PeekBytes(k))

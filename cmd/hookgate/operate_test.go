@@ -54,6 +54,7 @@ func scrape(t *testing.T, admin string, headers ...string) map[string]*dto.Metri
 	if status != 200 {
 		t.Fatalf("/metrics: %d %s", status, body)
 	}
+	assertNoSecrets(t, "/metrics", body)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
 	if err != nil {
