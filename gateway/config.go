@@ -44,6 +44,9 @@ type Config struct {
 	Downstream Downstream `yaml:"downstream"`
 	// Server holds the webhook listener's protective limits.
 	Server ServerLimits `yaml:"server"`
+	// Cluster, when redis_url is set, shares rate limits and Client-Tokens
+	// with every gateway on the same Redis (SPEC §11).
+	Cluster Cluster `yaml:"cluster"`
 	// Log configures the structured log.
 	Log Log `yaml:"log"`
 	// Tables own the automations.
@@ -88,6 +91,22 @@ type ServerLimits struct {
 	MaxHeaderBytes int      `yaml:"max_header_bytes"` // request line + headers, default 8192
 	MaxConnsPerIP  int      `yaml:"max_conns_per_ip"` // default 1024
 	Concurrency    int      `yaml:"concurrency"`      // connections served at once, default 65536
+}
+
+// Cluster configures the shared state of several gateways.
+type Cluster struct {
+	// RedisURL is redis://[:password@]host:port/db; "" keeps all state in
+	// the process.
+	RedisURL string `yaml:"redis_url"`
+	// Timeout bounds every Redis command (default 200ms): no request waits
+	// longer on Redis.
+	Timeout Duration `yaml:"timeout"`
+	// Prefix namespaces every key (default "hookgate:").
+	Prefix string `yaml:"prefix"`
+	// InFlightTTL bounds how long a claimed Client-Token stays in flight
+	// if its gateway dies mid-request (default 1m; keep it above
+	// downstream.timeout).
+	InFlightTTL Duration `yaml:"in_flight_ttl"`
 }
 
 // Log configures zap.
@@ -378,6 +397,18 @@ func (v *validator) config(c *Config) {
 	v.rate("limits.automation_rps", c.Limits.AutomationRPS)
 	v.rate("limits.anonymous_rps", c.Limits.AnonymousRPS)
 	v.downstream(&c.Downstream)
+	if c.Cluster.RedisURL != "" {
+		if u, err := url.Parse(c.Cluster.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			v.addf("cluster.redis_url", "%q is not a redis:// URL", RedactURL(c.Cluster.RedisURL))
+		}
+		if c.Cluster.Timeout < 0 || c.Cluster.InFlightTTL < 0 {
+			v.addf("cluster.timeout", "%s / in_flight_ttl %s must not be negative", time.Duration(c.Cluster.Timeout), time.Duration(c.Cluster.InFlightTTL))
+		}
+		if c.Cluster.InFlightTTL > 0 && c.Cluster.InFlightTTL <= c.Downstream.Timeout {
+			v.addf("cluster.in_flight_ttl", "%s must be longer than downstream.timeout %s, or a slow hand-over loses its claim",
+				time.Duration(c.Cluster.InFlightTTL), time.Duration(c.Downstream.Timeout))
+		}
+	}
 	v.server(&c.Server)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

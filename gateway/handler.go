@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/hookgate/hookgate/cluster"
 	"github.com/hookgate/hookgate/idempotency"
 	"github.com/hookgate/hookgate/limiter"
 	"github.com/hookgate/hookgate/signature"
@@ -63,6 +64,9 @@ type Options struct {
 	Tokens TokenStore
 	// Log receives one line per request (default: none).
 	Log *zap.Logger
+	// ClusterStats, when the state is shared through Redis, exports its
+	// counters as metrics.
+	ClusterStats func() cluster.Stats
 }
 
 // New compiles cfg and returns a Gateway wired with opts.
@@ -101,6 +105,9 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	m.generation.Set(1)
 	m.registerSink(opts.Forwarder)
 	m.registerBreaker(br)
+	if opts.ClusterStats != nil {
+		m.registerCluster(opts.ClusterStats)
+	}
 	m.registerTokens(opts.Tokens)
 	g.states.New = func() any { return new(reqState) }
 	g.stopJanitor = make(chan struct{})

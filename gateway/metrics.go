@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/hookgate/hookgate/cluster"
 	"github.com/hookgate/hookgate/downstream"
 	"github.com/hookgate/hookgate/idempotency"
 	"github.com/hookgate/hookgate/limiter"
@@ -236,6 +237,22 @@ func (m *metrics) registerBreaker(b *breaker) {
 		return 0
 	})
 	f.counterFunc("hookgate_downstream_breaker_openings_total", "Times the circuit breaker opened.", func() float64 { return float64(b.opened.Load()) })
+}
+
+// registerCluster exports the Redis-shared state's counters.
+func (m *metrics) registerCluster(stats func() cluster.Stats) {
+	f := promFactory{m.reg}
+	f.counterFunc("hookgate_cluster_round_trips_total", "Commands sent to Redis (concurrent ones share network writes).", func() float64 { return float64(stats().RoundTrips) })
+	f.counterFunc("hookgate_cluster_errors_total", "Redis commands that failed or timed out.", func() float64 { return float64(stats().Errors) })
+	f.counterFunc("hookgate_cluster_fallbacks_total", "Rate-limit decisions taken on local buckets because Redis could not answer.", func() float64 { return float64(stats().Fallbacks) })
+	f.counterFunc("hookgate_cluster_local_denials_total", "Requests refused by a local note of a bucket Redis had refused, without a round trip.", func() float64 { return float64(stats().LocalDenials) })
+	f.counterFunc("hookgate_cluster_cache_hits_total", "Client-Token duplicates answered from the in-process cache of done tokens.", func() float64 { return float64(stats().CacheHits) })
+	f.gaugeFunc("hookgate_cluster_redis_down", "1 while Redis is taken to be unavailable.", func() float64 {
+		if stats().Down {
+			return 1
+		}
+		return 0
+	})
 }
 
 // registerTokens exports the Client-Token store's size when it has one.

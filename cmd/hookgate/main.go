@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hookgate/hookgate/cluster"
 	"github.com/hookgate/hookgate/downstream"
 	"github.com/hookgate/hookgate/gateway"
 )
@@ -179,7 +180,24 @@ func serve(args []string) error {
 		return err
 	}
 	defer sink.Close()
-	gw, err := gateway.New(cfg, gateway.Options{Forwarder: sink, Log: log})
+	opts := gateway.Options{Forwarder: sink, Log: log}
+	if cfg.Cluster.RedisURL != "" {
+		cl, err := cluster.Open(cluster.Config{
+			URL:         cfg.Cluster.RedisURL,
+			Timeout:     time.Duration(cfg.Cluster.Timeout),
+			Prefix:      cfg.Cluster.Prefix,
+			Window:      time.Duration(cfg.IdempotencyWindow),
+			InFlightTTL: time.Duration(cfg.Cluster.InFlightTTL),
+			Log:         log,
+		})
+		if err != nil {
+			return err
+		}
+		// Deferred first, so it runs last: after the server has stopped.
+		defer cl.Close()
+		opts.Limits, opts.Tokens, opts.ClusterStats = cl.Limiter(), cl.Tokens(), cl.Stats
+	}
+	gw, err := gateway.New(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -227,7 +245,7 @@ func serve(args []string) error {
 	log.Info("hookgate started", zap.String("version", version), zap.String("config", *path),
 		zap.Uint64("generation", gw.Generation()), zap.String("listen", ln.Addr().String()),
 		zap.String("admin_listen", adminAddr), zap.String("downstream", gateway.RedactURL(cfg.Downstream.URL)),
-		zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
+		zap.Bool("cluster", cfg.Cluster.RedisURL != ""), zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)

@@ -1,0 +1,228 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/hookgate/hookgate/idempotency"
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+)
+
+// claimScript puts a token in flight unless it is held: SET NX with the
+// in-flight TTL (ARGV[1], ms) and, when the key was there, its state, in
+// one round trip. It answers {0, 0} claimed, {1, 0} in flight, or
+// {2, remaining ms} done.
+const claimScript = `
+if redis.call('SET', KEYS[1], 'i', 'NX', 'PX', ARGV[1]) then return {0, 0} end
+if redis.call('GET', KEYS[1]) == 'd' then return {2, redis.call('PTTL', KEYS[1])} end
+return {1, 0}
+`
+
+// releaseScript deletes a token only while it is in flight: a token done
+// must not trigger again, whoever asks.
+const releaseScript = `
+if redis.call('GET', KEYS[1]) == 'i' then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+var errBadReply = errors.New("unexpected reply from redis")
+
+// Tokens is the fleet-wide gateway.TokenStore: each (automation,
+// Client-Token) pair is one Redis key, set in flight with SET NX, then done
+// for the window or deleted. It is safe for concurrent use.
+//
+// A claimed token stays in flight for Config.InFlightTTL unless Done
+// (which keeps it for the window) or Release (which deletes it) comes
+// first, so a gateway that crashed holding a token blocks it for that
+// long, not for the whole window.
+//
+// Done tokens are also kept in an in-process cache, which answers a
+// repeated Claim Duplicate without Redis. The cache may drop an entry at
+// any time (a full or busy cache refuses writes); that costs one round
+// trip, never a wrong answer, since entries never outlive the Redis key.
+type Tokens struct {
+	c                    *Client
+	prefix               string
+	window               time.Duration
+	windowMS, inFlightMS string
+	claim, release       *rueidis.Lua
+	// cache maps Key.Hi to Key.Lo of tokens known done: ristretto keys
+	// are one of its scalar types, so the second half of the key is the
+	// value and checked on a hit. Nil when turned off.
+	cache *ristretto.Cache[uint64, uint64]
+}
+
+func newTokens(c *Client, cfg Config) (*Tokens, error) {
+	t := &Tokens{
+		c:          c,
+		prefix:     cfg.Prefix,
+		window:     cfg.Window,
+		windowMS:   strconv.FormatInt(cfg.Window.Milliseconds(), 10),
+		inFlightMS: strconv.FormatInt(cfg.InFlightTTL.Milliseconds(), 10),
+		claim:      rueidis.NewLuaScript(claimScript),
+		release:    rueidis.NewLuaScriptRetryable(releaseScript),
+	}
+	if cfg.CacheSize > 0 {
+		var err error
+		t.cache, err = ristretto.NewCache(&ristretto.Config[uint64, uint64]{
+			// Ten counters per entry, as ristretto advises for its
+			// admission policy: about 3 bytes each.
+			NumCounters: 10 * int64(cfg.CacheSize),
+			MaxCost:     int64(cfg.CacheSize),
+			BufferItems: 64,
+			// Cost counts entries, not bytes.
+			IgnoreInternalCost: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("cluster.cache_size: %d: %w", cfg.CacheSize, err)
+		}
+	}
+	return t, nil
+}
+
+func (t *Tokens) close() {
+	if t.cache != nil {
+		t.cache.Close()
+	}
+}
+
+// TokenKey returns the key of token for automation: the first 128 bits of
+// SHA-256 over the automation id's length (8 bytes, little-endian), the
+// id and the token. Every replica computes the same key, which is what
+// makes it usable across them; the length prefix keeps ("a", "bc") and
+// ("ab", "c") apart. It does not retain token.
+func TokenKey(automation string, token []byte) idempotency.Key {
+	var stack [256]byte
+	b := binary.LittleEndian.AppendUint64(stack[:0], uint64(len(automation)))
+	b = append(b, automation...)
+	b = append(b, token...)
+	sum := sha256.Sum256(b)
+	return idempotency.Key{
+		Hi: binary.BigEndian.Uint64(sum[0:8]),
+		Lo: binary.BigEndian.Uint64(sum[8:16]),
+	}
+}
+
+// redisKey is the token's key in Redis: the automation id is the hash tag
+// and the 128-bit key follows in hex.
+func (t *Tokens) redisKey(automation string, k idempotency.Key) string {
+	var h [16]byte
+	binary.BigEndian.PutUint64(h[0:8], k.Hi)
+	binary.BigEndian.PutUint64(h[8:16], k.Lo)
+	b := make([]byte, 0, len(t.prefix)+len("ct:{}:")+len(automation)+32)
+	b = append(b, t.prefix...)
+	b = append(b, "ct:{"...)
+	b = append(b, automation...)
+	b = append(b, "}:"...)
+	b = hex.AppendEncode(b, h[:])
+	return string(b)
+}
+
+// Claim puts token in flight for automation unless it is in flight or
+// done within the window anywhere in the fleet. Of any number of
+// concurrent Claims of one pair on any replicas, one gets Claimed. When
+// Redis cannot answer within Timeout it returns Unavailable: the caller
+// must not trigger. now is unused: Redis keeps the time.
+func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.Ticket, idempotency.Result) {
+	k := TokenKey(automation, token)
+	tk := idempotency.Ticket{Automation: automation, Key: k}
+	if t.cache != nil {
+		if lo, ok := t.cache.Get(k.Hi); ok && lo == k.Lo {
+			t.c.cacheHits.Add(1)
+			return tk, idempotency.Duplicate
+		}
+	}
+	if !t.c.ask() {
+		t.c.unavailable.Add(1)
+		return tk, idempotency.Unavailable
+	}
+	start := time.Now()
+	ctx, cancel := t.c.ctx()
+	res := t.claim.Exec(ctx, t.c.rdb, []string{t.redisKey(automation, k)}, []string{t.inFlightMS})
+	cancel()
+	t.c.roundTrips.Add(1)
+	v, err := res.AsIntSlice()
+	if err == nil && len(v) != 2 {
+		err = errBadReply
+	}
+	if err != nil {
+		t.c.failed(err)
+		t.c.unavailable.Add(1)
+		return tk, idempotency.Unavailable
+	}
+	t.c.answered()
+	switch v[0] {
+	case 0:
+		return tk, idempotency.Claimed
+	case 2:
+		// Done elsewhere: remember it here too, for no longer than Redis
+		// will (its TTL counted from before the command was sent).
+		t.remember(k, time.Duration(v[1])*time.Millisecond-time.Since(start))
+		return tk, idempotency.Duplicate
+	default:
+		return tk, idempotency.InFlight
+	}
+}
+
+// Done marks a claimed token as triggered: Claims of it answer Duplicate
+// for the window. When Redis cannot be told, the failure is logged and
+// counted; this replica's cache still answers Duplicate while it keeps
+// the token, but elsewhere the in-flight key expires after InFlightTTL
+// and the token could then trigger again. now is unused.
+func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
+	start := time.Now()
+	key := t.redisKey(tk.Automation, tk.Key)
+	ctx, cancel := t.c.ctx()
+	// SET is idempotent, so rueidis may resend it after a network error
+	// within the deadline.
+	err := t.c.rdb.Do(ctx, t.c.rdb.B().Set().Key(key).Value("d").PxMilliseconds(t.window.Milliseconds()).Build().ToRetryable()).Error()
+	cancel()
+	t.c.roundTrips.Add(1)
+	// Whatever Redis said, the event was delivered.
+	t.remember(tk.Key, t.window-time.Since(start))
+	if err != nil {
+		t.c.failed(err)
+		t.c.log.Error("cannot mark client-token done in redis; it stays in flight until in_flight_ttl, then could trigger again",
+			zap.String("automation", tk.Automation), zap.Error(err))
+		return
+	}
+	t.c.answered()
+}
+
+// Release forgets a claimed token that did not trigger, so the caller's
+// retry can: it deletes the key only while it is in flight, never a done
+// one. When Redis cannot be told, the failure is logged and counted and
+// the token stays in flight until InFlightTTL.
+//
+// Release cannot tell its own claim from a later one: if the claim had
+// already expired (the request outlived InFlightTTL) and another request
+// claimed the token, Release frees that claim.
+func (t *Tokens) Release(tk idempotency.Ticket) {
+	ctx, cancel := t.c.ctx()
+	err := t.release.Exec(ctx, t.c.rdb, []string{t.redisKey(tk.Automation, tk.Key)}, nil).Error()
+	cancel()
+	t.c.roundTrips.Add(1)
+	if err != nil {
+		t.c.failed(err)
+		t.c.log.Error("cannot release client-token in redis; it stays in flight until in_flight_ttl",
+			zap.String("automation", tk.Automation), zap.Error(err))
+		return
+	}
+	t.c.answered()
+}
+
+// remember caches k as done for ttl. A dropped write only costs a round
+// trip later.
+func (t *Tokens) remember(k idempotency.Key, ttl time.Duration) {
+	if t.cache == nil || ttl <= 0 {
+		return
+	}
+	t.cache.SetWithTTL(k.Hi, k.Lo, 1, ttl)
+}

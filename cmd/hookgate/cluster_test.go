@@ -1,0 +1,173 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/cluster/redistest"
+)
+
+// fleetConfig is one table with a credentialed automation at the default
+// 5 req/s and an anonymous one with a high limit, shared through Redis.
+func fleetConfig(redisURL, sinkURL string) string {
+	return fmt.Sprintf(`listen: LISTEN
+cluster: {redis_url: %q, timeout: 300ms}
+downstream: {url: %q, timeout: 2s}
+log: {level: info}
+tables:
+  - id: t
+    rps: 100000
+    automations:
+      - {id: cred, token: %s, credential: %s}
+      - {id: anon, token: %s, rps: 100000}
+`, redisURL, sinkURL, tokCred, credential, tokAnon)
+}
+
+// fleet starts two gateway processes on one Redis and one flow engine.
+func fleet(t *testing.T) (*redistest.Server, *sink, [2]*gatewayProc) {
+	t.Helper()
+	r := redistest.Start(t)
+	s := startSink(t)
+	cfg := fleetConfig(r.URL, s.URL)
+	return r, s, [2]*gatewayProc{startGateway(t, cfg), startGateway(t, cfg)}
+}
+
+// TestFleetClientToken: 100 concurrent requests with one Client-Token,
+// split across two gateways, forward exactly once.
+func TestFleetClientToken(t *testing.T) {
+	_, s, gs := fleet(t)
+	s.set(200, 50*time.Millisecond)
+	var wg sync.WaitGroup
+	var triggered atomic.Int64
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := post(t, "POST", gs[i%2].url(tokAnon), productBody, "Client-Token", "fleet-token")
+			switch {
+			case a.Code == 0 && a.Data["triggered"] == true:
+				triggered.Add(1)
+			case a.Code == 0 && a.Data["duplicate"] == true, a.Code == 800005653:
+			default:
+				t.Errorf("unexpected answer %s", a.Raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(s.received()); triggered.Load() != 1 || n != 1 {
+		t.Fatalf("triggered %d, forwarded %d; want exactly 1", triggered.Load(), n)
+	}
+	// Both gateways now know it as a duplicate.
+	for _, g := range gs {
+		if a := post(t, "POST", g.url(tokAnon), productBody, "Client-Token", "fleet-token"); a.Data["duplicate"] != true {
+			t.Errorf("not a duplicate: %s", a.Raw)
+		}
+	}
+}
+
+// TestFleetRateLimit: 20 req/s for 3 s at one credentialed automation,
+// split across two gateways, admits 5 req/s fleet-wide.
+func TestFleetRateLimit(t *testing.T) {
+	_, _, gs := fleet(t)
+	var admitted, limited atomic.Int64
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < 60; i++ {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := post(t, "POST", gs[i%2].url(tokCred), productBody, "Authorization", "Bearer "+credential)
+			switch a.Code {
+			case 0:
+				admitted.Add(1)
+			case 800005652:
+				limited.Add(1)
+			default:
+				t.Errorf("unexpected %s", a.Raw)
+			}
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	// A burst of 5, then 5 a second.
+	want := 5 + 5*secs
+	if got := float64(admitted.Load()); got < want-3 || got > want+1 {
+		t.Fatalf("admitted %v in %.1fs across two gateways, want %.0f (5/s fleet-wide); %d limited", got, secs, want, limited.Load())
+	}
+}
+
+// TestFleetRedisOutage: Redis stops mid-run. Client-Token claims fail
+// closed (503, never a second trigger), rate limits fall back to local
+// buckets, both gateways keep answering within their timeouts, and all
+// recover by themselves when Redis returns.
+func TestFleetRedisOutage(t *testing.T) {
+	r, s, gs := fleet(t)
+	if !r.CanStop() {
+		t.Skip("REDIS_URL names an outside server, which this test can't stop")
+	}
+	send := func(g *gatewayProc, tok string) answer {
+		start := time.Now()
+		a := post(t, "POST", g.url(tokAnon), productBody, "Client-Token", tok)
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("answer took %s", d)
+		}
+		return a
+	}
+	// Before: a token triggers once, fleet-wide.
+	send(gs[0], "before")
+	r.Stop(t, true)
+	// During: every gateway answers; tokens are refused retryably.
+	for i := 0; i < 10; i++ {
+		for _, g := range gs {
+			a := send(g, fmt.Sprintf("during-%d", i))
+			if a.Code == 0 && a.Data["triggered"] == true {
+				t.Fatalf("a Client-Token triggered while Redis was down: %s", a.Raw)
+			}
+			if a.Code != 800005660 {
+				t.Errorf("during the outage: %s", a.Raw)
+			}
+		}
+	}
+	// Without a Client-Token the local buckets decide.
+	if a := post(t, "POST", gs[0].url(tokCred), productBody, "Authorization", "Bearer "+credential); a.Code != 0 {
+		t.Errorf("rate limits did not fall back to local buckets: %s", a.Raw)
+	}
+	r.Restart(t)
+	// After: recovery without a restart, and no token triggers twice.
+	time.Sleep(1100 * time.Millisecond) // anon's bucket refills
+	waitFor(t, func() bool {
+		a := send(gs[1], "during-0")
+		return a.Code == 0
+	})
+	time.Sleep(1100 * time.Millisecond)
+	if a := send(gs[0], "during-0"); a.Data["duplicate"] != true {
+		t.Errorf("after recovery, the other gateway does not see the token: %s", a.Raw)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if a := send(gs[1], "before"); a.Data["duplicate"] != true {
+		t.Errorf("the token from before the outage was forgotten: %s", a.Raw)
+	}
+	counts := map[string]int{}
+	for _, ev := range s.received() {
+		tok, _ := envelope(t, ev)["client_token"].(string)
+		counts[tok]++
+	}
+	for tok, n := range counts {
+		if tok != "" && n > 1 {
+			t.Errorf("token %s forwarded %d times", tok, n)
+		}
+	}
+	for _, g := range gs {
+		g.stop(t)
+		if !strings.Contains(g.log(), "redis") && !strings.Contains(g.log(), "Redis") {
+			t.Errorf("the outage was not logged:\n%s", g.log())
+		}
+	}
+}
