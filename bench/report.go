@@ -1,0 +1,255 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// fmtDur prints a latency with three significant digits: 87.3µs, 1.24ms.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", d)
+	case d < time.Millisecond:
+		return sig3(float64(d)/1e3) + "µs"
+	case d < time.Second:
+		return sig3(float64(d)/1e6) + "ms"
+	}
+	return sig3(d.Seconds()) + "s"
+}
+
+func sig3(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// fmtRate prints requests per second: 950, 41.2k, 1.25M.
+func fmtRate(r float64) string {
+	switch {
+	case r >= 1e6:
+		return sig3(r/1e6) + "M"
+	case r >= 1e3:
+		return sig3(r/1e3) + "k"
+	}
+	return strconv.FormatFloat(r, 'f', 0, 64)
+}
+
+// sizeName prints a body size: 1 KB, 64 KB, 1 MiB.
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// fmtCounts prints a tally as "a 99.9%, b 0.1%", largest first.
+func fmtCounts(m map[string]uint64) string {
+	var total uint64
+	keys := make([]string, 0, len(m))
+	for k, v := range m {
+		keys = append(keys, k)
+		total += v
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			if m[a] > m[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		pct := 100 * float64(m[k]) / float64(total)
+		p := strconv.FormatFloat(pct, 'f', 1, 64)
+		switch {
+		case pct == 100:
+			p = "100"
+		case pct > 99.95:
+			p = ">99.9"
+		case pct < 0.05:
+			p = "<0.1"
+		}
+		parts[i] = k + " " + p + "%"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func fmtErrors(r *Result) string {
+	if r == nil || len(r.Errors) == 0 {
+		return "0"
+	}
+	keys := make([]string, 0, len(r.Errors))
+	for k := range r.Errors {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, r.Errors[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// fmtOpen prints the open-loop run's p99 and how much of the schedule
+// slipped: "412µs @ 20.1k/s".
+func fmtOpen(r *Result) (p99, late string) {
+	if r == nil {
+		return "–", "–"
+	}
+	p99 = fmt.Sprintf("%s @ %s/s", fmtDur(r.Latency.P99), fmtRate(r.Rate))
+	due := r.Sent + r.Unsent
+	if due == 0 {
+		return p99, "–"
+	}
+	late = strconv.FormatFloat(100*float64(r.Late+r.Unsent)/float64(due), 'f', 1, 64) + "%"
+	return p99, late
+}
+
+// fileSinkMetricsMissing reports whether a file-sink scenario ran without
+// the gateway exposing its fsync counters.
+func (r *Report) fileSinkMetricsMissing() bool {
+	for _, s := range r.Scenarios {
+		if s.Sink == "file" && s.Closed != nil && s.EventsPerFsync == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Report) hasEventsPerFsync() bool {
+	for _, s := range r.Scenarios {
+		if s.EventsPerFsync > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteMarkdown writes the report as a markdown table with notes.
+func (r *Report) WriteMarkdown(w io.Writer) error {
+	var b bytes.Buffer
+	m := r.Machine
+	fmt.Fprintf(&b, "hookbench %s: %d CPU (%s), %s, kernel %s, %s; %d connections, %s per run after %s warm-up",
+		r.Date, m.NumCPU, orDash(m.CPU), m.GoVersion, orDash(m.Kernel), orDash(m.Hookgate),
+		r.Settings.Conns, r.Settings.Duration, r.Settings.Warmup)
+	if r.Settings.Quick {
+		b.WriteString(" (quick)")
+	}
+	b.WriteString("\n\n")
+	fsync := r.hasEventsPerFsync()
+	b.WriteString("| scenario | req/s | × bare | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | late | codes | errors |")
+	if fsync {
+		b.WriteString(" events/fsync |")
+	}
+	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+	if fsync {
+		b.WriteString("--:|")
+	}
+	b.WriteString("\n")
+	row := func(name string, c, o *Result, ratio string, codes string, fsyncCell string) {
+		p := c.Latency
+		op, late := fmtOpen(o)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+			name, fmtRate(c.RPS), ratio, fmtDur(p.P50), fmtDur(p.P90), fmtDur(p.P99), fmtDur(p.P999), fmtDur(p.Max),
+			op, late, codes, fmtErrors(c))
+		if fsync {
+			fmt.Fprintf(&b, " %s |", fsyncCell)
+		}
+		b.WriteString("\n")
+	}
+	for _, bl := range r.Baselines {
+		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, bl.Open, "1", "HTTP "+fmtCounts(bl.Closed.Status), "")
+	}
+	for _, s := range r.Scenarios {
+		if s.Closed == nil {
+			fmt.Fprintf(&b, "| %s | failed: %s |\n", s.Name, strings.ReplaceAll(firstLine(s.Error), "|", "/"))
+			continue
+		}
+		codes := fmtCounts(s.Closed.Codes)
+		if len(s.Unexpected) > 0 {
+			codes += " (unexpected: " + strings.Join(s.Unexpected, ", ") + ")"
+		}
+		fs := ""
+		if s.EventsPerFsync > 0 {
+			fs = strconv.FormatFloat(s.EventsPerFsync, 'f', 1, 64)
+		}
+		row(s.Name, s.Closed, s.Open, strconv.FormatFloat(s.Ratio, 'f', 2, 64), codes, fs)
+	}
+	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer). " +
+		"× bare: req/s over the bare fasthttp server's with the same body size, same run, same load. " +
+		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; " +
+		"late: requests sent more than 1ms after their intended time or not sent at all. codes: the answers' `code`.\n")
+	if r.fileSinkMetricsMissing() {
+		b.WriteString("\nThe gateway exposes no file-sink counters (" + metricSinkEvents + ", " + metricSinkFsyncs +
+			"), so events per fsync is not reported.\n")
+	}
+	for _, s := range r.Scenarios {
+		if s.Error != "" && s.Closed != nil {
+			fmt.Fprintf(&b, "\n%s: %s\n", s.Name, firstLine(s.Error))
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// Save writes <date>.json and <date>.svg into dir (<date>-quick.* for a
+// quick run, so a smoke run never overwrites the day's full results) and
+// returns their paths.
+func (r *Report) Save(dir string) (jsonPath, svgPath string, err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	base := r.Date
+	if r.Settings.Quick {
+		base += "-quick"
+	}
+	jsonPath = filepath.Join(dir, base+".json")
+	svgPath = filepath.Join(dir, base+".svg")
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(jsonPath, append(js, '\n'), 0o644); err != nil {
+		return "", "", err
+	}
+	var svg bytes.Buffer
+	if err := r.WriteSVG(&svg); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(svgPath, svg.Bytes(), 0o644); err != nil {
+		return "", "", err
+	}
+	return jsonPath, svgPath, nil
+}

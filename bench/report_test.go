@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeResult makes a result with latencies spread around p50.
+func fakeResult(mode string, rps float64, p50 time.Duration, codes map[string]uint64) *Result {
+	h := NewHistogram()
+	for i := range 1000 {
+		h.Record(int64(p50) * int64(50+i) / 500)
+	}
+	r := &Result{Mode: mode, Conns: 64, RPS: rps, Hist: h, Latency: h.Percentiles(), Codes: codes,
+		Status: map[string]uint64{"200": 1000}}
+	for _, n := range codes {
+		r.Answers += n
+	}
+	if mode == "open" {
+		r.Rate, r.Sent, r.Late = rps, 1000, 12
+	}
+	return r
+}
+
+func fakeReport() *Report {
+	ok := map[string]uint64{"0": 1000}
+	return &Report{
+		Date:     "2026-11-26",
+		Machine:  Machine{NumCPU: 2, GoVersion: "go1.26.8", Kernel: "6.1", Hookgate: "hookgate dev"},
+		Settings: Settings{Conns: 64, Duration: 5 * time.Second, Warmup: time.Second},
+		Baselines: []Baseline{
+			{BodyBytes: 1024, Closed: fakeResult("closed", 120000, 400*time.Microsecond, map[string]uint64{"none": 1000}),
+				Open: fakeResult("open", 60000, 300*time.Microsecond, nil)},
+			{BodyBytes: 4 << 20, Closed: fakeResult("closed", 300, 200*time.Millisecond, map[string]uint64{"none": 1000})},
+		},
+		Scenarios: []ScenarioResult{
+			{Name: "accept_json", Sink: "http", BodyBytes: 1024, Ratio: 0.3,
+				Closed: fakeResult("closed", 36000, 1700*time.Microsecond, ok), Open: fakeResult("open", 18000, time.Millisecond, ok)},
+			{Name: "accept_file", Sink: "file", BodyBytes: 1024, Ratio: 0.2, EventsPerFsync: 20.5,
+				Closed: fakeResult("closed", 24000, 2*time.Millisecond, ok)},
+			{Name: "rate_<limited>&", Sink: "http", BodyBytes: 1024, Ratio: 0.8,
+				Closed:     fakeResult("closed", 96000, 500*time.Microsecond, map[string]uint64{"800005652": 999, "0": 1}),
+				Unexpected: []string{"800006003"}},
+			{Name: "body_4m", Sink: "http", BodyBytes: 4 << 20, Ratio: 0.5,
+				Closed: fakeResult("closed", 150, 400*time.Millisecond, ok)},
+			{Name: "broken", Sink: "http", BodyBytes: 1024, Error: "hookgate exited while starting: exit status 1\nlog …"},
+		},
+	}
+}
+
+func TestSVGWellFormed(t *testing.T) {
+	for _, rep := range []*Report{fakeReport(), {Date: "2026-11-26"}} {
+		var b bytes.Buffer
+		if err := rep.WriteSVG(&b); err != nil {
+			t.Fatal(err)
+		}
+		dec := xml.NewDecoder(&b)
+		root := ""
+		for {
+			tok, err := dec.Token()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("SVG is not well-formed XML: %v", err)
+			}
+			if se, ok := tok.(xml.StartElement); ok && root == "" {
+				root = se.Name.Local
+				if se.Name.Space != "http://www.w3.org/2000/svg" {
+					t.Fatalf("root namespace %q", se.Name.Space)
+				}
+			}
+		}
+		if root != "svg" {
+			t.Fatalf("root element %q", root)
+		}
+	}
+	var b bytes.Buffer
+	_ = fakeReport().WriteSVG(&b)
+	for _, want := range []string{"bare (1 KB)", "accept_json", "rate_&lt;limited&gt;&amp;", "requests per second", "latency (log scale)", "0.30×"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	var b bytes.Buffer
+	if err := fakeReport().WriteMarkdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{
+		"| scenario | req/s | × bare |", "events/fsync |",
+		"| bare (1 KB) | 120k | 1 |", "| accept_json | 36.0k | 0.30 |", "| 20.5 |",
+		"800005652 99.9%, 0 0.1% (unexpected: 800006003)", "| broken | failed: hookgate exited while starting: exit status 1 |",
+		"ms @ 18.0k/s", "| 1.2% |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	// Without the gateway's fsync counters the column goes and a note says why.
+	rep := fakeReport()
+	rep.Scenarios[1].EventsPerFsync = 0
+	b.Reset()
+	_ = rep.WriteMarkdown(&b)
+	if strings.Contains(b.String(), "events/fsync |") || !strings.Contains(b.String(), "events per fsync is not reported") {
+		t.Errorf("missing fsync counters not explained:\n%s", b.String())
+	}
+}
+
+func TestSave(t *testing.T) {
+	dir := t.TempDir()
+	rep := fakeReport()
+	jp, sp, err := rep.Save(filepath.Join(dir, "results"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(jp) != "2026-11-26.json" || filepath.Base(sp) != "2026-11-26.svg" {
+		t.Fatalf("paths %s %s", jp, sp)
+	}
+	data, err := os.ReadFile(jp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Machine.NumCPU != 2 || len(back.Scenarios) != 5 || back.Scenarios[0].Closed.RPS != 36000 ||
+		back.Scenarios[0].Closed.Latency.P99 == 0 {
+		t.Fatalf("JSON round trip: %+v", back)
+	}
+	rep.Settings.Quick = true
+	jp, _, _ = rep.Save(filepath.Join(dir, "results"))
+	if filepath.Base(jp) != "2026-11-26-quick.json" {
+		t.Fatalf("quick run path %s", jp)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	f := func(got, want string) {
+		t.Helper()
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	f(fmtDur(0), "0")
+	f(fmtDur(850), "850ns")
+	f(fmtDur(87300), "87.3µs")
+	f(fmtDur(1240*time.Microsecond), "1.24ms")
+	f(fmtDur(2*time.Second), "2.00s")
+	f(fmtRate(950), "950")
+	f(fmtRate(41234), "41.2k")
+	f(fmtRate(1.25e6), "1.25M")
+	f(trimZeros("40.0k"), "40k")
+	f(trimZeros("1.00ms"), "1ms")
+	f(trimZeros("2.50s"), "2.50s")
+	f(trimZeros("100µs"), "100µs")
+	f(sizeName(1024), "1 KB")
+	f(sizeName(4<<20), "4 MiB")
+	f(sizeName(300), "300 B")
+	f(fmtCounts(map[string]uint64{"a": 1, "b": 3}), "b 75.0%, a 25.0%")
+	f(fmtCounts(map[string]uint64{"0": 7}), "0 100%")
+	f(fmtCounts(map[string]uint64{"429": 99999, "0": 1}), "429 >99.9%, 0 <0.1%")
+	if niceCeil(123000) != 200000 || niceCeil(24600) != 50000 || niceCeil(0) != 1 {
+		t.Errorf("niceCeil")
+	}
+}

@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// startServe runs Serve in the test and returns the address it printed.
+func startServe(t *testing.T, s Server) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, s, "127.0.0.1:0", pw) }()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, pr)
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Serve did not stop")
+		}
+		pw.Close()
+	})
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if !ok {
+		t.Fatalf("Serve said %q", line)
+	}
+	return addr
+}
+
+func TestSinkCounts(t *testing.T) {
+	addr := startServe(t, ServerSink)
+	big := make([]byte, 5<<20) // a 4 MiB body's event fits
+	for i := range 3 {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://" + addr + "/events")
+		req.Header.SetMethod("POST")
+		if i == 2 {
+			req.SetBodyRaw(big)
+		}
+		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("POST: %v %d", err, resp.StatusCode())
+		}
+	}
+	n, err := sinkEvents(addr)
+	if err != nil || n != 3 {
+		t.Fatalf("sink events %d, %v", n, err)
+	}
+}
+
+func TestBareAnswersEverything(t *testing.T) {
+	addr := startServe(t, ServerBare)
+	body, _ := Body(4 << 20)
+	res, err := Load{Conns: 2, Duration: 200 * time.Millisecond}.Run(context.Background(),
+		Target{Addr: addr, Requests: []Request{{URI: []byte("/webhook/flow/x"), Body: body}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answers == 0 || res.Status["200"] != res.Answers || res.Codes["none"] != res.Answers || res.ErrorCount() != 0 {
+		t.Fatalf("bare: %+v", res)
+	}
+}
+
+func TestScrape(t *testing.T) {
+	addr := serve(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetBodyString("# HELP x\n# TYPE hookgate_file_sink_events_total counter\n" +
+			"hookgate_file_sink_events_total 1234\nhookgate_file_sink_fsyncs_total 61\n" +
+			"hookgate_requests_total{code=\"0\"} 9\n")
+	})
+	m, err := scrape("http://"+addr+"/metrics", metricSinkEvents, metricSinkFsyncs, "missing_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[metricSinkEvents] != 1234 || m[metricSinkFsyncs] != 61 || len(m) != 2 {
+		t.Fatalf("scraped %v", m)
+	}
+}

@@ -1,0 +1,349 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Suite runs scenarios against a real hookgate process and compares them
+// with a bare fasthttp server under the same load.
+type Suite struct {
+	// Hookgate is the gateway binary to run as `hookgate serve -config F`.
+	Hookgate string
+	// Self is the command line that starts this program; the suite appends
+	// `sink -listen ADDR` or `bare -listen ADDR` to start the helper
+	// servers. SelfEnv is added to their environment.
+	Self    []string
+	SelfEnv []string
+	// Scenarios are run in order.
+	Scenarios []Scenario
+	// Conns is the number of connections of every run.
+	Conns int
+	// Duration is each run's measured window, Warmup what is sent before it.
+	Duration time.Duration
+	Warmup   time.Duration
+	// Rate is the open-loop arrival rate; 0 runs each scenario at half of
+	// its own closed-loop throughput.
+	Rate float64
+	// LogLevel is the gateway's log level.
+	LogLevel string
+	// Dir holds the generated configurations, file sinks and logs.
+	Dir string
+	// Quick marks a smoke run in the report.
+	Quick bool
+	// Progress gets one line per finished run; nil discards them.
+	Progress io.Writer
+}
+
+// Machine describes where the suite ran.
+type Machine struct {
+	NumCPU     int    `json:"num_cpu"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	GoVersion  string `json:"go_version"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+	Kernel     string `json:"kernel,omitempty"`
+	CPU        string `json:"cpu,omitempty"`
+	Hookgate   string `json:"hookgate_version,omitempty"`
+}
+
+// Settings are the suite's knobs as run.
+type Settings struct {
+	Conns    int           `json:"conns"`
+	Duration time.Duration `json:"duration_ns"`
+	Warmup   time.Duration `json:"warmup_ns"`
+	// Rate is the fixed open-loop rate, 0 when each scenario ran at half
+	// its own closed-loop throughput.
+	Rate     float64 `json:"rate,omitempty"`
+	LogLevel string  `json:"log_level"`
+	Quick    bool    `json:"quick,omitempty"`
+}
+
+// Baseline is the bare server's numbers for one body size.
+type Baseline struct {
+	BodyBytes int     `json:"body_bytes"`
+	Closed    *Result `json:"closed"`
+	Open      *Result `json:"open,omitempty"`
+}
+
+// ScenarioResult is one scenario's numbers.
+type ScenarioResult struct {
+	Name        string `json:"name"`
+	About       string `json:"about"`
+	Sink        string `json:"sink"`
+	BodyBytes   int    `json:"body_bytes"`
+	Automations int    `json:"automations"`
+	// Closed is the closed-loop run: the throughput.
+	Closed *Result `json:"closed,omitempty"`
+	// Open is the open-loop run at half of Closed's throughput (or the
+	// suite's Rate): latency under a load the gateway can carry.
+	Open *Result `json:"open,omitempty"`
+	// Ratio is Closed's throughput over the bare server's with the same
+	// body size.
+	Ratio float64 `json:"ratio_to_bare"`
+	// Forwarded is the events the flow-engine sink took during the
+	// closed-loop run, its warm-up included (http sink only).
+	Forwarded uint64 `json:"forwarded,omitempty"`
+	// EventsPerFsync is the file sink's group-commit batch size in the
+	// closed-loop run (warm-up included), from the gateway's metrics
+	// (file sink only).
+	EventsPerFsync float64 `json:"events_per_fsync,omitempty"`
+	// Unexpected lists answer codes the scenario should not see.
+	Unexpected []string `json:"unexpected_codes,omitempty"`
+	// Error says why the scenario has no numbers, or what went wrong.
+	Error string `json:"error,omitempty"`
+}
+
+// Report is a suite run.
+type Report struct {
+	Date      string           `json:"date"`
+	Started   time.Time        `json:"started"`
+	Machine   Machine          `json:"machine"`
+	Settings  Settings         `json:"settings"`
+	Baselines []Baseline       `json:"baselines"`
+	Scenarios []ScenarioResult `json:"scenarios"`
+}
+
+// Baseline returns the bare numbers for a body size, nil when not run.
+func (r *Report) Baseline(bodyBytes int) *Baseline {
+	for i := range r.Baselines {
+		if r.Baselines[i].BodyBytes == bodyBytes {
+			return &r.Baselines[i]
+		}
+	}
+	return nil
+}
+
+func (s *Suite) progress(format string, args ...any) {
+	if s.Progress != nil {
+		fmt.Fprintf(s.Progress, format+"\n", args...)
+	}
+}
+
+// Run runs the baselines and then every scenario. A scenario that fails
+// is reported with its error and the suite goes on; Run fails only when
+// nothing can be measured (no bare server, no sink, a cancelled ctx).
+func (s *Suite) Run(ctx context.Context) (*Report, error) {
+	if s.Conns <= 0 || s.Duration <= 0 || len(s.Scenarios) == 0 || len(s.Self) == 0 {
+		return nil, fmt.Errorf("suite needs conns, a duration, scenarios and its own command line")
+	}
+	if s.LogLevel == "" {
+		s.LogLevel = "warn"
+	}
+	if _, err := os.Stat(s.Hookgate); err != nil {
+		return nil, fmt.Errorf("hookgate binary: %w (build it with `make build` or pass -hookgate)", err)
+	}
+	rep := &Report{
+		Started: time.Now(),
+		Date:    time.Now().Format("2006-01-02"),
+		Machine: s.machine(),
+		Settings: Settings{Conns: s.Conns, Duration: s.Duration, Warmup: s.Warmup, Rate: s.Rate,
+			LogLevel: s.LogLevel, Quick: s.Quick},
+	}
+
+	// The bare baseline, once per body size the scenarios use.
+	var sizes []int
+	for i := range s.Scenarios {
+		if n := s.Scenarios[i].BodyBytes(); !slices.Contains(sizes, n) {
+			sizes = append(sizes, n)
+		}
+	}
+	if err := s.baselines(ctx, rep, sizes); err != nil {
+		return nil, err
+	}
+
+	// The flow-engine sink, shared by every http scenario.
+	sinkAddr := ""
+	if slices.ContainsFunc(s.Scenarios, func(sc Scenario) bool { return sc.Sink == SinkHTTP }) {
+		sink, addr, err := startServer(s.Self, s.SelfEnv, ServerSink, filepath.Join(s.Dir, "sink.log"))
+		if err != nil {
+			return nil, err
+		}
+		defer sink.stop(10 * time.Second)
+		sinkAddr = addr
+	}
+
+	for i := range s.Scenarios {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		sr := s.scenario(ctx, &s.Scenarios[i], sinkAddr, rep)
+		rep.Scenarios = append(rep.Scenarios, sr)
+		if sr.Error != "" {
+			s.progress("%s: %s", sr.Name, sr.Error)
+		}
+	}
+	return rep, ctx.Err()
+}
+
+func (s *Suite) load(rate float64) Load {
+	return Load{Conns: s.Conns, Duration: s.Duration, Warmup: s.Warmup, Rate: rate}
+}
+
+// openRate is the open-loop rate after a closed-loop run of rps.
+func (s *Suite) openRate(rps float64) float64 {
+	if s.Rate > 0 {
+		return s.Rate
+	}
+	return rps / 2
+}
+
+func (s *Suite) baselines(ctx context.Context, rep *Report, sizes []int) error {
+	bare, addr, err := startServer(s.Self, s.SelfEnv, ServerBare, filepath.Join(s.Dir, "bare.log"))
+	if err != nil {
+		return err
+	}
+	defer bare.stop(10 * time.Second)
+	for _, n := range sizes {
+		reqs, err := BareRequests(n)
+		if err != nil {
+			return err
+		}
+		t := Target{Addr: addr, Requests: reqs}
+		b := Baseline{BodyBytes: n}
+		if b.Closed, err = s.load(0).Run(ctx, t); err != nil {
+			return fmt.Errorf("bare baseline: %w", err)
+		}
+		if rate := s.openRate(b.Closed.RPS); rate >= 1 {
+			if b.Open, err = s.load(rate).Run(ctx, t); err != nil {
+				return fmt.Errorf("bare baseline: %w", err)
+			}
+		}
+		rep.Baselines = append(rep.Baselines, b)
+		s.progress("bare %s: %.0f req/s, p99 %s", sizeName(n), b.Closed.RPS, fmtDur(b.Closed.Latency.P99))
+	}
+	return nil
+}
+
+// Counters scraped from the gateway's admin /metrics for the file sink.
+const (
+	metricSinkEvents = "hookgate_file_sink_events_total"
+	metricSinkFsyncs = "hookgate_file_sink_fsyncs_total"
+)
+
+func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr string, rep *Report) ScenarioResult {
+	sr := ScenarioResult{Name: sc.Name, About: sc.About, Sink: sc.Sink.String(), BodyBytes: sc.BodyBytes()}
+	fail := func(err error) ScenarioResult {
+		sr.Error = err.Error()
+		return sr
+	}
+	f, err := NewFleet(sc.Groups)
+	if err != nil {
+		return fail(err)
+	}
+	sr.Automations = f.Automations()
+	reqs, err := Requests(sc, f)
+	if err != nil {
+		return fail(err)
+	}
+	listen, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	dir := filepath.Join(s.Dir, sc.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	p := ConfigParams{Listen: listen, AdminListen: admin, LogLevel: s.LogLevel,
+		Downstream: "http://" + sinkAddr + "/events"}
+	if sc.Sink == SinkFile {
+		p.Downstream = "file:" + filepath.Join(dir, "events.jsonl")
+	}
+	cfgPath := filepath.Join(dir, "hookgate.yaml")
+	if err := os.WriteFile(cfgPath, f.AppendYAML(nil, p), 0o600); err != nil {
+		return fail(err)
+	}
+	gw, _, err := startChild("hookgate", []string{s.Hookgate, "serve", "-config", cfgPath}, nil,
+		filepath.Join(dir, "hookgate.log"), false)
+	if err != nil {
+		return fail(err)
+	}
+	defer func() {
+		if err := gw.stop(30 * time.Second); err != nil && sr.Error == "" {
+			sr.Error = "stopping the gateway: " + err.Error()
+		}
+		// The file sink's events are not needed after the run.
+		_ = os.Remove(filepath.Join(dir, "events.jsonl"))
+	}()
+	if err := gw.waitReady(ctx, listen, admin, 30*time.Second); err != nil {
+		return fail(err)
+	}
+
+	metricsURL := "http://" + admin + "/metrics"
+	before, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs)
+	var sinkBefore uint64
+	if sc.Sink == SinkHTTP {
+		sinkBefore, _ = sinkEvents(sinkAddr)
+	}
+	t := Target{Addr: listen, Requests: reqs}
+	if sr.Closed, err = s.load(0).Run(ctx, t); err != nil {
+		return fail(err)
+	}
+	if sc.Sink == SinkHTTP {
+		if n, err := sinkEvents(sinkAddr); err == nil {
+			sr.Forwarded = n - sinkBefore
+		}
+	}
+	if sc.Sink == SinkFile {
+		after, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs)
+		ev, okE := after[metricSinkEvents]
+		fs, okF := after[metricSinkFsyncs]
+		if okE && okF && fs > before[metricSinkFsyncs] {
+			sr.EventsPerFsync = (ev - before[metricSinkEvents]) / (fs - before[metricSinkFsyncs])
+		}
+	}
+	if b := rep.Baseline(sr.BodyBytes); b != nil && b.Closed.RPS > 0 {
+		sr.Ratio = sr.Closed.RPS / b.Closed.RPS
+	}
+	if rate := s.openRate(sr.Closed.RPS); rate >= 1 {
+		if sr.Open, err = s.load(rate).Run(ctx, t); err != nil {
+			return fail(err)
+		}
+	}
+	for code := range sr.Closed.Codes {
+		if !slices.ContainsFunc(sc.Expect, func(c int64) bool { return fmt.Sprint(c) == code }) {
+			sr.Unexpected = append(sr.Unexpected, code)
+		}
+	}
+	slices.Sort(sr.Unexpected)
+	line := fmt.Sprintf("%s: %.0f req/s (%.2f× bare), p99 %s", sc.Name, sr.Closed.RPS, sr.Ratio, fmtDur(sr.Closed.Latency.P99))
+	if sr.Open != nil {
+		line += fmt.Sprintf(", p99 at %.0f req/s %s", sr.Open.Rate, fmtDur(sr.Open.Latency.P99))
+	}
+	s.progress("%s", line)
+	return sr
+}
+
+func (s *Suite) machine() Machine {
+	m := Machine{NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+		OS: runtime.GOOS, Arch: runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	} else if out, err := exec.Command("uname", "-r").Output(); err == nil {
+		m.Kernel = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command(s.Hookgate, "version").Output(); err == nil {
+		m.Hookgate = strings.TrimSpace(string(out))
+	}
+	return m
+}
