@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 	"go.uber.org/zap"
 )
 
@@ -86,6 +87,11 @@ func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
+	if bytes.HasPrefix(ctx.Path(), []byte("/debug/pprof/")) {
+		// Profiles for performance work; behind admin_token like the rest.
+		pprofhandler.PprofHandler(ctx)
+		return
+	}
 	switch string(ctx.Path()) {
 	case "/healthz":
 		ctx.SetContentType("text/plain; charset=utf-8")
@@ -108,7 +114,7 @@ func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		fmt.Fprintf(ctx, "reloaded: generation %d\n", a.g.Generation())
 	default:
-		ctx.Error("not found: /healthz /readyz /metrics /reload\n", fasthttp.StatusNotFound)
+		ctx.Error("not found: /healthz /readyz /metrics /reload /debug/pprof/\n", fasthttp.StatusNotFound)
 	}
 }
 

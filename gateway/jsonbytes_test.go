@@ -97,3 +97,24 @@ func perByteValid(s string) string {
 	}
 	return string(b)
 }
+
+// TestHasStringSpecial checks the word test against the byte table for
+// every byte in every position.
+func TestHasStringSpecial(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			var b [8]byte
+			for i := range b {
+				b[i] = 'a'
+			}
+			b[pos] = byte(c)
+			w := uint64(0)
+			for i := 7; i >= 0; i-- {
+				w = w<<8 | uint64(b[i])
+			}
+			if got, want := hasStringSpecial(w), !strPlain[c]; got != want {
+				t.Fatalf("byte %#x at %d: %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+}
