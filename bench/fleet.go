@@ -87,6 +87,7 @@ type ConfigParams struct {
 	AdminListen string // admin listener, host:port
 	Downstream  string // http://… flow engine or file:<path>
 	LogLevel    string // debug | info | warn | error
+	RedisURL    string // cluster.redis_url, "" for in-process state
 }
 
 // AppendYAML appends the gateway configuration for f to dst.
@@ -97,6 +98,9 @@ func (f *Fleet) AppendYAML(dst []byte, p ConfigParams) []byte {
 		q(p.Listen), q("http://"+p.Listen), q(p.AdminListen))
 	dst = fmt.Appendf(dst, "downstream: {url: %s, timeout: 5s}\n", q(p.Downstream))
 	dst = fmt.Appendf(dst, "log: {level: %s}\n", q(p.LogLevel))
+	if p.RedisURL != "" {
+		dst = fmt.Appendf(dst, "cluster: {redis_url: %s, timeout: 500ms}\n", q(p.RedisURL))
+	}
 	dst = append(dst, "tables:\n"...)
 	for _, g := range f.Groups {
 		perTable := (len(g.IDs) + g.Tables - 1) / g.Tables

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -222,4 +223,37 @@ func jsonUint(body []byte, key string) (uint64, bool) {
 	}
 	v, err := strconv.ParseUint(string(b[:n]), 10, 64)
 	return v, err == nil
+}
+
+// startRedis starts a private redis-server from PATH on a free loopback
+// port, without persistence, for the cluster scenarios, and waits until
+// it accepts connections.
+func startRedis(dir string) (*child, string, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, "", fmt.Errorf("cluster scenarios need redis-server on PATH (Debian: apt-get install redis-server)")
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	c, _, err := startChild("redis-server", []string{bin, "--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir}, nil, filepath.Join(dir, "redis.log"), false)
+	if err != nil {
+		return nil, "", err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return c, "redis://" + addr + "/0", nil
+		}
+		if time.Now().After(deadline) {
+			c.stop(5 * time.Second)
+			return nil, "", fmt.Errorf("redis-server did not listen on %s; %s", addr, c.tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -138,7 +138,7 @@ func (r *Report) fileSinkMetricsMissing() bool {
 
 func (r *Report) hasEventsPerFsync() bool {
 	for _, s := range r.Scenarios {
-		if s.EventsPerFsync > 0 {
+		if s.EventsPerFsync > 0 || s.RoundTripsPerRequest > 0 {
 			return true
 		}
 	}
@@ -159,7 +159,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fsync := r.hasEventsPerFsync()
 	b.WriteString("| scenario | req/s | × bare | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | late | codes | errors |")
 	if fsync {
-		b.WriteString(" events/fsync |")
+		b.WriteString(" events/fsync · Redis RT/req |")
 	}
 	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	if fsync {
@@ -192,6 +192,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fs := ""
 		if s.EventsPerFsync > 0 {
 			fs = strconv.FormatFloat(s.EventsPerFsync, 'f', 1, 64)
+		}
+		if s.RoundTripsPerRequest > 0 {
+			fs = strconv.FormatFloat(s.RoundTripsPerRequest, 'f', 2, 64) + " RT"
 		}
 		row(s.Name, s.Closed, s.Open, strconv.FormatFloat(s.Ratio, 'f', 2, 64), codes, fs)
 	}

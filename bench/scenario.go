@@ -68,6 +68,9 @@ type Scenario struct {
 	Shapes []Shape
 	// Expect lists the answer codes a healthy run sees.
 	Expect []int64
+	// Cluster runs the gateway with its rate limits and Client-Tokens in
+	// a redis-server the suite starts on loopback.
+	Cluster bool
 }
 
 // BodyBytes is the body size of the scenario's first shape: the size its
@@ -125,6 +128,10 @@ func Scenarios() []Scenario {
 			Groups: []Group{offFleet}, Shapes: []Shape{{BodyBytes: kb}}, Expect: []int64{800004509}},
 		{Name: "loop", About: "Hookgate-Loop already holds the target: 508",
 			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb, Loop: true}}, Expect: []int64{800005646}},
+		{Name: "accept_tokens", About: "1 KB JSON accepted with a new Client-Token each, state in process (baseline of accept_tokens_cluster)",
+			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb, ClientToken: ClientTokenUnique}}, Expect: ok},
+		{Name: "accept_tokens_cluster", About: "as accept_tokens, with rate limits and Client-Tokens in Redis on loopback",
+			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb, ClientToken: ClientTokenUnique}}, Expect: ok, Cluster: true},
 		{Name: "body_64k", About: "64 KB JSON accepted and forwarded",
 			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: 64 * kb}}, Expect: ok},
 		{Name: "body_1m", About: "1 MiB JSON accepted and forwarded",

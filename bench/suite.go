@@ -96,6 +96,10 @@ type ScenarioResult struct {
 	// closed-loop run (warm-up included), from the gateway's metrics
 	// (file sink only).
 	EventsPerFsync float64 `json:"events_per_fsync,omitempty"`
+	// RoundTripsPerRequest is the Redis commands per request in the
+	// closed-loop run, warm-up included, from the gateway's metrics
+	// (cluster scenarios only).
+	RoundTripsPerRequest float64 `json:"redis_round_trips_per_request,omitempty"`
 	// Unexpected lists answer codes the scenario should not see.
 	Unexpected []string `json:"unexpected_codes,omitempty"`
 	// Error says why the scenario has no numbers, or what went wrong.
@@ -225,6 +229,8 @@ func (s *Suite) baselines(ctx context.Context, rep *Report, sizes []int) error {
 
 // Counters scraped from the gateway's admin /metrics for the file sink.
 const (
+	metricRoundTrips = "hookgate_cluster_round_trips_total"
+	metricAnswered   = "hookgate_request_duration_seconds_count"
 	metricSinkEvents = "hookgate_file_sink_events_total"
 	metricSinkFsyncs = "hookgate_file_sink_fsyncs_total"
 )
@@ -258,6 +264,14 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr string, rep
 	}
 	p := ConfigParams{Listen: listen, AdminListen: admin, LogLevel: s.LogLevel,
 		Downstream: "http://" + sinkAddr + "/events"}
+	if sc.Cluster {
+		redis, url, err := startRedis(dir)
+		if err != nil {
+			return fail(err)
+		}
+		defer redis.stop(10 * time.Second)
+		p.RedisURL = url
+	}
 	if sc.Sink == SinkFile {
 		p.Downstream = "file:" + filepath.Join(dir, "events.jsonl")
 	}
@@ -282,7 +296,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr string, rep
 	}
 
 	metricsURL := "http://" + admin + "/metrics"
-	before, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs)
+	before, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs, metricRoundTrips, metricAnswered)
 	var sinkBefore uint64
 	if sc.Sink == SinkHTTP {
 		sinkBefore, _ = sinkEvents(sinkAddr)
@@ -294,6 +308,12 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr string, rep
 	if sc.Sink == SinkHTTP {
 		if n, err := sinkEvents(sinkAddr); err == nil {
 			sr.Forwarded = n - sinkBefore
+		}
+	}
+	if sc.Cluster {
+		after, _ := scrape(metricsURL, metricRoundTrips, metricAnswered)
+		if n := after[metricAnswered] - before[metricAnswered]; n > 0 {
+			sr.RoundTripsPerRequest = (after[metricRoundTrips] - before[metricRoundTrips]) / n
 		}
 	}
 	if sc.Sink == SinkFile {
