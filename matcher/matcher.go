@@ -58,6 +58,11 @@ type Matcher struct {
 	groups []group
 	// rare[b] is 1 + the index of the group searching for b, or 0.
 	rare [256]uint8
+	// has[b] has bit k set when keyword k holds b (folded when ignoring
+	// case), and kwBytes lists the bytes with a bit set: what a plan
+	// chooses from.
+	has     [256]uint16
+	kwBytes []byte
 	// ac is the exact automaton that takes over where the prefilter
 	// would see too many candidates.
 	ac dfa
@@ -122,6 +127,15 @@ func Compile(keywords []string, ignoreCase bool) (*Matcher, error) {
 	for i, g := range m.groups {
 		m.rare[g.b] = uint8(i + 1)
 	}
+	for k, kw := range keywords {
+		for i := 0; i < len(kw); i++ {
+			b := m.fold[kw[i]]
+			if m.has[b] == 0 {
+				m.kwBytes = append(m.kwBytes, b)
+			}
+			m.has[b] |= 1 << k
+		}
+	}
 	m.ac = buildDFA(keywords, ignoreCase)
 	return m, nil
 }
@@ -169,8 +183,14 @@ func (m *Matcher) Match(body []byte) (kw int, ok bool) {
 // to the lower index) and the end offset of that occurrence, or -1 and 0
 // when no keyword occurs in t.
 func (m *Matcher) find(t []byte) (kw, end int) {
-	var a adapt
-	return m.search(t, &a, firstBlockSize)
+	if len(t) < planMin {
+		var a adapt
+		return m.search(t, &a, firstBlockSize)
+	}
+	a := adapt{p: getPlan(), planMin: planMin}
+	kw, end = m.search(t, &a, firstBlockSize)
+	putPlan(a.p)
+	return kw, end
 }
 
 // adapt is what search learns about a text's density in candidates, kept
@@ -178,6 +198,11 @@ func (m *Matcher) find(t []byte) (kw, end int) {
 type adapt struct {
 	fails int // blocks in a row on which the prefilter gave up
 	skip  int // blocks to leave to the automaton before trying it again
+
+	// p, when not nil, is where search keeps the plan it chooses for
+	// full blocks once at least planMin bytes are left to search.
+	p       *plan
+	planMin int
 }
 
 // search is find for a text whose first block is first bytes long.
@@ -200,14 +225,46 @@ func (m *Matcher) search(t []byte, a *adapt, first int) (kw, end int) {
 	// The automaton resumes where it stopped when consecutive blocks use
 	// it, instead of rescanning the w bytes before each block.
 	acPos, acState := -1, uint32(0)
+	// prev is 0 when the prefilter searched the last block with the
+	// static groups, 1 with a.p's, 2 with an older plan's, and -1 when
+	// the automaton covered it or there was none.
+	prev := -1
 	for bs, size := 0, first; bs < min(len(t), end); bs, size = bs+size, min(size*4, blockSize) {
 		be := min(bs+size, len(t), end)
-		if a.skip == 0 {
+		groups, cur := m.groups, 0
+		if p := a.p; p != nil && size == blockSize && be-bs > scalarMax {
+			if p.left <= 0 && len(t)-bs >= a.planMin {
+				p.build(m, t[bs:min(len(t), bs+planSpan)])
+				p.left = planSpan
+				if prev == 1 {
+					prev = 2 // the groups it used are gone
+				}
+			}
+			if p.left > 0 {
+				groups, cur = p.groups, 1
+				p.left -= be - bs
+			}
+		}
+		switch {
+		case cur == 1 && a.p.dense:
+			// The sample says the prefilter would give up: the block
+			// goes to the automaton without a try.
+		case a.skip > 0:
+			a.skip--
+		default:
+			if prev >= 0 && prev != cur && bs > 0 {
+				// An occurrence across bs may hold the byte the old
+				// groups look for after bs and the one the new ones look
+				// for before it, and be found by neither. It lies within
+				// w bytes of bs.
+				kw, end = m.across(t, bs, kw, end)
+			}
+			prev = cur
 			var done bool
 			if be-bs <= scalarMax {
 				kw, end, done = m.prefilterScalar(t, bs, be, kw, end)
 			} else {
-				kw, end, done = m.prefilter(t, bs, be, kw, end)
+				kw, end, done = m.prefilter(groups, t, bs, be, kw, end)
 			}
 			if done {
 				a.fails = 0
@@ -215,9 +272,8 @@ func (m *Matcher) search(t []byte, a *adapt, first int) (kw, end int) {
 			}
 			a.fails++
 			a.skip = 1<<min(a.fails, maxBackoff) - 1
-		} else {
-			a.skip--
 		}
+		prev = -1
 		// The automaton covers every occurrence that overlaps [bs, be),
 		// which includes all the prefilter would have found there.
 		lo, s := max(0, bs-w), uint32(0)
@@ -264,8 +320,9 @@ const (
 	// a candidate costs about 25ns, as much as the automaton spends on
 	// about 32 bytes (it scans about 1.5 GB/s), and the passes themselves
 	// about half what the automaton would.
-	budgetShift = 5
+	budgetShift = 3
 	budgetMin   = 16
+	stopCost    = 1
 	// maxBackoff caps the number of blocks, 2^maxBackoff-1, scanned by the
 	// automaton before the prefilter is tried again.
 	maxBackoff = 6
@@ -276,10 +333,17 @@ const (
 // bytes.IndexByte (which is vectorized) per group. It gives up,
 // returning done false, when the block holds too many candidates; the
 // results found so far are still returned.
-func (m *Matcher) prefilter(t []byte, bs, be, kw, end int) (int, int, bool) {
+func (m *Matcher) prefilter(groups []group, t []byte, bs, be, kw, end int) (int, int, bool) {
 	budget := (be-bs)>>budgetShift + budgetMin
-	for gi := range m.groups {
-		g := &m.groups[gi]
+	for gi := range groups {
+		g := &groups[gi]
+		if len(g.cands) == 1 {
+			kw, end, budget = m.pass1(g.b, &g.cands[0], t, bs, be, kw, end, budget)
+			if budget < 0 {
+				return kw, end, false
+			}
+			continue
+		}
 		for p := bs; ; p++ {
 			hi := min(be, end)
 			if p >= hi {
@@ -290,22 +354,80 @@ func (m *Matcher) prefilter(t []byte, bs, be, kw, end int) (int, int, bool) {
 				break
 			}
 			p += j
-			if budget -= 1 + len(g.cands); budget < 0 {
+			if budget -= stopCost + len(g.cands); budget < 0 {
 				return kw, end, false
 			}
-			for _, c := range g.cands {
+			for i := range g.cands {
+				c := &g.cands[i]
 				s := p - int(c.off)
+				// The check of b2 comes first: it rejects most.
+				if q := s + int(c.off2); uint(q) >= uint(len(t)) || m.fold[t[q]] != c.b2 {
+					continue
+				}
 				e := s + int(c.n)
 				if s < 0 || e > len(t) || e > end || (e == end && int(c.kw) >= kw) {
 					continue
 				}
-				if m.fold[t[s+int(c.off2)]] == c.b2 && m.equal(int(c.kw), t[s:e]) {
+				if m.equal(int(c.kw), t[s:e]) {
 					kw, end = int(c.kw), e
 				}
 			}
 		}
 	}
 	return kw, end, true
+}
+
+// pass1 is prefilter's pass for a group of one keyword, the common case,
+// which it checks with fewer loads and branches. It returns the budget
+// left, negative when it gave up.
+func (m *Matcher) pass1(b byte, c *cand, t []byte, bs, be, kw, end, budget int) (int, int, int) {
+	k, off, n := int(c.kw), int(c.off), int(c.n)
+	d2, b2 := int(c.off2)-off, c.b2
+	hi := min(be, end)
+	for p := bs; p < hi; p++ {
+		j := bytes.IndexByte(t[p:hi], b)
+		if j < 0 {
+			break
+		}
+		p += j
+		if budget -= stopCost + 1; budget < 0 {
+			break
+		}
+		if q := p + d2; uint(q) >= uint(len(t)) || m.fold[t[q]] != b2 {
+			continue
+		}
+		s := p - off
+		e := s + n
+		if s < 0 || e > len(t) || e > end || (e == end && k >= kw) {
+			continue
+		}
+		if m.equal(k, t[s:e]) {
+			// The occurrences found later in this pass end later.
+			return k, e, budget
+		}
+	}
+	return kw, end, budget
+}
+
+// across searches the occurrences that hold t[bs-1] and t[bs], improving
+// on kw and end. The automaton finds the first to end among the
+// occurrences within the maxLen-1 bytes either side of bs, which include
+// them.
+func (m *Matcher) across(t []byte, bs, kw, end int) (int, int) {
+	w := m.maxLen - 1
+	lo, hi := max(0, bs-w), min(len(t), bs+w, end)
+	if lo >= hi {
+		return kw, end
+	}
+	n, _, found := m.ac.scan(0, t[lo:hi])
+	if !found {
+		return kw, end
+	}
+	e := lo + n
+	if k := m.endingAt(t, e); e < end || k < kw {
+		return k, e
+	}
+	return kw, end
 }
 
 // prefilterScalar is prefilter in a single pass over the block, looking
@@ -330,7 +452,7 @@ func (m *Matcher) prefilterScalar(t []byte, bs, be, kw, end int) (int, int, bool
 			continue
 		}
 		g := &m.groups[gi-1]
-		if budget -= 1 + len(g.cands); budget < 0 {
+		if budget -= stopCost + len(g.cands); budget < 0 {
 			return kw, end, false
 		}
 		for _, c := range g.cands {

@@ -24,8 +24,10 @@ type unescaper struct {
 	// seg is the stretch being collected; when it fills up it is searched
 	// and all but its last w bytes dropped.
 	seg []byte
-	// after is how many more plain bytes belong to the last escape's
-	// context. Plain bytes beyond it are dropped, but skipped counts them
+	// after is how many more plain bytes go into the stretch after the
+	// last escape: its context, and up to bridge more, so that escapes a
+	// few plain bytes apart share a stretch instead of costing a search
+	// each. Plain bytes beyond it are dropped, but skipped counts them
 	// and tail keeps the last w, the context of the next escape.
 	after   int
 	skipped int
@@ -38,7 +40,13 @@ type unescaper struct {
 
 	found int   // keyword found, or -1
 	ad    adapt // carried from one stretch to the next
+	pl    *plan // the plan ad uses, kept with the buffer
 }
+
+// bridge is how many plain bytes past an escape's context a stretch goes
+// on for, waiting for the next escape. Searching them again costs less
+// than starting a new search.
+const bridge = 256
 
 // segSize is the length at which a stretch is searched; small enough for
 // the L1 cache, large enough that a search's fixed cost stays small.
@@ -67,8 +75,11 @@ func putUnescaper(u *unescaper) {
 func (u *unescaper) reset(m *Matcher) {
 	if u.seg == nil {
 		u.seg = make([]byte, 0, segSize+MaxKeywordLen+utf8.UTFMax)
+		u.pl = new(plan)
 	}
-	*u = unescaper{m: m, seg: u.seg[:0], found: -1}
+	*u = unescaper{m: m, seg: u.seg[:0], found: -1, pl: u.pl}
+	u.pl.left = 0
+	u.ad = adapt{p: u.pl, planMin: planMinKept}
 	if m != nil {
 		u.w = m.maxLen - 1
 	}
@@ -154,26 +165,47 @@ func (u *unescaper) close() int {
 // outside the surrogate range at the start of p, as long as the stretch has
 // room, and returns how many bytes it took.
 func (u *unescaper) escapeRun(p []byte) int {
-	seg, i := u.seg, 0
-	for len(seg) < segSize && i+6 <= len(p) && p[i] == '\\' {
+	// The output is written in place: seg has room for the UTF-8 of one
+	// more escape beyond segSize.
+	buf := u.seg[:cap(u.seg)]
+	n, i := len(u.seg), 0
+	for n < segSize && i+6 <= len(p) && p[i] == '\\' {
 		if c := simpleEscape[p[i+1]]; c != 0 {
-			seg = append(seg, c)
+			buf[n] = c
+			n++
 			i += 2
 			continue
 		}
 		if p[i+1] != 'u' {
 			break
 		}
-		r := hexVal[p[i+2]]<<12 | hexVal[p[i+3]]<<8 | hexVal[p[i+4]]<<4 | hexVal[p[i+5]]
-		if r < 0 || 0xd800 <= r && r < 0xe000 {
-			break
+		h := p[i+2 : i+6 : i+6]
+		r := hexVal[h[0]]<<12 | hexVal[h[1]]<<8 | hexVal[h[2]]<<4 | hexVal[h[3]]
+		switch {
+		case r < 0 || 0xd800 <= r && r < 0xe000:
+			return u.endRun(buf, n, i)
+		case r < 0x80:
+			buf[n] = byte(r)
+			n++
+		case r < 0x800:
+			o := buf[n : n+2 : n+2]
+			o[0], o[1] = 0xc0|byte(r>>6), 0x80|byte(r)&0x3f
+			n += 2
+		default:
+			o := buf[n : n+3 : n+3]
+			o[0], o[1], o[2] = 0xe0|byte(r>>12), 0x80|byte(r>>6)&0x3f, 0x80|byte(r)&0x3f
+			n += 3
 		}
-		seg = utf8.AppendRune(seg, r)
 		i += 6
 	}
+	return u.endRun(buf, n, i)
+}
+
+// endRun ends escapeRun, which wrote buf up to n and took i bytes.
+func (u *unescaper) endRun(buf []byte, n, i int) int {
 	if i > 0 {
-		u.seg = seg
-		u.after = u.w
+		u.seg = buf[:n]
+		u.after = u.w + bridge
 	}
 	return i
 }
@@ -349,7 +381,7 @@ func (u *unescaper) plain(p []byte) {
 func (u *unescaper) decoded(p []byte) {
 	u.closeGap()
 	u.put(p)
-	u.after = u.w
+	u.after = u.w + bridge
 }
 
 // closeGap is called before an escape's output: it brings in the context

@@ -1,0 +1,139 @@
+package matcher
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// TestPlanned compares Match and Scanner with the oracle on bodies long
+// enough to be searched with plans: a body's character changes where a
+// new plan is chosen, and keywords are planted across the edges where the
+// search goes from the static groups to a plan and from one plan to the
+// next.
+func TestPlanned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large bodies")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabets := []string{`"e`, `abcdefgh`, `"ea:\`, "x\\u65b0\\u54c1\\/", "新品无线降噪耳机"}
+	// The first full block starts after the growing small ones; plans
+	// are chosen there and every planSpan bytes after.
+	firstFull := firstBlockSize + 4*firstBlockSize + 16*firstBlockSize
+	edges := []int{firstFull, firstFull + planSpan, firstFull + 2*planSpan}
+	for iter := range 24 {
+		n := planMin + rng.IntN(2*planSpan+planSpan/2)
+		body := make([]byte, 0, n)
+		for len(body) < n {
+			// Stretches of different alphabets, so that plans differ.
+			alpha := alphabets[rng.IntN(len(alphabets))]
+			for range min(n-len(body), 1+rng.IntN(planSpan/2)) {
+				body = append(body, alpha[rng.IntN(len(alpha))])
+			}
+		}
+		alpha := alphabets[iter%len(alphabets)]
+		var keywords []string
+		for range 1 + rng.IntN(MaxKeywords) {
+			kw := make([]byte, 3+rng.IntN(12))
+			for i := range kw {
+				kw[i] = alpha[rng.IntN(len(alpha))]
+			}
+			// Keywords that hardly occur, so that they are searched far.
+			kw[rng.IntN(len(kw))] = "QWRTYZ"[rng.IntN(6)]
+			keywords = append(keywords, string(kw))
+		}
+		if k := rng.IntN(len(keywords) + 1); k < len(keywords) {
+			kw := keywords[k]
+			e := edges[rng.IntN(len(edges))] + rng.IntN(len(kw)-1) + 1
+			if iter%4 == 3 {
+				// Escaped, for the decoded pass.
+				kw = `\u00` + "QWRTYZ"[rng.IntN(6):][:1] + kw[1:]
+			}
+			if e <= n && e >= len(kw) {
+				copy(body[e-len(kw):], kw)
+			}
+		}
+		ignoreCase := iter%3 == 0
+		m, err := Compile(keywords, ignoreCase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantKW, wantOK := oracleMatch(keywords, ignoreCase, body)
+		if kw, ok := m.Match(body); kw != wantKW || ok != wantOK {
+			t.Fatalf("iter %d: Match = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
+		}
+		var s Scanner
+		s.Reset(m)
+		for rest := body; len(rest) > 0; {
+			c := min(len(rest), 1+rng.IntN(4*blockSize))
+			s.Write(rest[:c])
+			rest = rest[c:]
+		}
+		if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
+			t.Fatalf("iter %d: Scanner = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
+		}
+	}
+}
+
+// TestPlanCover checks the groups a plan chooses: every keyword in
+// exactly one group (two, for a letter without case), with offsets that
+// point at the group's byte, and bytes that are absent from the text
+// preferred, shared where a keyword set allows.
+func TestPlanCover(t *testing.T) {
+	text := bytes.Repeat([]byte(`{"status":"paid","total":"12.50"}`), 4096)
+	f := func(keywords []string, ignoreCase bool, wantGroups int) {
+		t.Helper()
+		m, err := Compile(keywords, ignoreCase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p plan
+		p.build(m, text)
+		seen := make([]int, len(keywords))
+		for _, g := range p.groups {
+			for _, c := range g.cands {
+				kw := keywords[c.kw]
+				if m.fold[kw[c.off]] != m.fold[g.b] || m.fold[kw[c.off2]] != c.b2 || int(c.n) != len(kw) {
+					t.Fatalf("%q: cand %+v of group %q is wrong", keywords, c, g.b)
+				}
+				seen[c.kw]++
+			}
+		}
+		for k, n := range seen {
+			if n == 0 {
+				t.Fatalf("%q: keyword %d in no group", keywords, k)
+			}
+		}
+		if len(p.groups) != wantGroups {
+			t.Fatalf("%q: %d groups; want %d", keywords, len(p.groups), wantGroups)
+		}
+	}
+	// 'x' is absent and shared: one pass.
+	f([]string{"status_x", "paid_x", "total_x"}, false, 1)
+	f([]string{"status", "unpaid"}, false, 1) // status needs a byte the text holds; unpaid shares it
+	f([]string{"Refund", "REFUSED"}, true, 2)
+	f([]string{"新品", "新货"}, false, 1)
+}
+
+// TestPlanEdge plants a keyword across the edge where the search goes
+// from the static groups, which look for its 'J', to a plan, which looks
+// for its 'q' since the text holds many a 'J' and no other 'q'.
+func TestPlanEdge(t *testing.T) {
+	firstFull := firstBlockSize + 4*firstBlockSize + 16*firstBlockSize
+	m, err := Compile([]string{"qJ"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := m.groups[0]; g.b != 'J' {
+		t.Fatalf("static group for %q; the test needs 'J'", g.b)
+	}
+	body := bytes.Repeat([]byte(strings.Repeat("a", 39)+"J"), planMin/40*2)
+	for _, e := range []int{firstFull - 1, firstFull, firstFull + 1} {
+		b := bytes.Clone(body)
+		b[e-1], b[e] = 'q', 'J'
+		if kw, ok := m.Match(b); kw != 0 || !ok {
+			t.Fatalf("qJ across %d: Match = %d, %v", e, kw, ok)
+		}
+	}
+}
