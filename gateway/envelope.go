@@ -15,7 +15,8 @@ const receivedAtLayout = "2006-01-02T15:04:05.000Z07:00"
 //	 "client_token","source_ip","loop","params"[,"robot_msgtype"]}
 //
 // body must be valid JSON (validJSON). The envelope is one line: a json
-// body is embedded compacted, a text body as one escaped string.
+// body is embedded as it came with its line breaks turned into spaces, a
+// text body as one escaped string.
 func (g *Gateway) appendEvent(dst []byte, st *reqState, r *route, now time.Time, kw int,
 	clientToken []byte, client netip.Addr, loopIn, body []byte) []byte {
 	dst = append(dst, `{"event_id":"`...)
@@ -48,7 +49,7 @@ func (g *Gateway) appendEvent(dst []byte, st *reqState, r *route, now time.Time,
 	robot := ""
 	switch r.format {
 	case "json":
-		dst = appendCompactJSON(dst, body)
+		dst = appendOneLine(dst, body)
 	case "text":
 		dst = appendJSONBytes(dst, body)
 		robot = robotMsgType(body)

@@ -357,11 +357,11 @@ func TestFormats(t *testing.T) {
 	if ev["format"] != "none" || ev["params"] != nil || ev["keyword"] != "alert" || !bytes.Contains(r.Body, []byte(`"params":null`)) {
 		t.Errorf("none envelope = %s", r.Body)
 	}
-	// A json body keeps its structure and is compacted to one line.
-	post(t, "POST", g.url(tokAnon), []byte("{ \"a\" : [1, 2],\n \"b\": \"x y\" }")).want(t, 200, 0, "")
+	// A json body keeps its structure and stays on one line.
+	post(t, "POST", g.url(tokAnon), []byte("{ \"a\" : [1, 2],\r\n \"b\": \"x y\" }")).want(t, 200, 0, "")
 	r = lastEvent(t, s)
-	if !bytes.Contains(r.Body, []byte(`"params":{"a":[1,2],"b":"x y"}`)) {
-		t.Errorf("json envelope = %s", r.Body)
+	if !bytes.Contains(r.Body, []byte(`"params":{ "a" : [1, 2],   "b": "x y" }`)) || bytes.ContainsAny(r.Body, "\r\n") {
+		t.Errorf("json envelope = %q", r.Body)
 	}
 }
 
