@@ -561,54 +561,6 @@ func (g *Gateway) answer(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.Response.SetBody(body)
 }
 
-// loops reports whether a Hookgate-Loop value already holds self or holds
-// MaxLoopHops or more ids (SPEC §6).
-func loops(marker, self []byte) bool {
-	n := 0
-	for len(marker) > 0 {
-		var id []byte
-		if i := bytes.IndexByte(marker, ','); i >= 0 {
-			id, marker = marker[:i], marker[i+1:]
-		} else {
-			id, marker = marker, nil
-		}
-		id = bytes.TrimSpace(id)
-		if len(id) == 0 {
-			continue
-		}
-		if bytes.Equal(id, self) {
-			return true
-		}
-		n++
-	}
-	return n >= MaxLoopHops
-}
-
-// appendLoopHeader appends the Hookgate-Loop value of a forwarded event:
-// the ids already in the marker, then self.
-func appendLoopHeader(dst, marker, self []byte) []byte {
-	forEachID(marker, func(id []byte) {
-		dst = append(dst, id...)
-		dst = append(dst, ',')
-	})
-	return append(dst, self...)
-}
-
-// forEachID calls f with each non-empty, space-trimmed id of a marker.
-func forEachID(marker []byte, f func(id []byte)) {
-	for len(marker) > 0 {
-		var id []byte
-		if i := bytes.IndexByte(marker, ','); i >= 0 {
-			id, marker = marker[:i], marker[i+1:]
-		} else {
-			id, marker = marker, nil
-		}
-		if id = bytes.TrimSpace(id); len(id) > 0 {
-			f(id)
-		}
-	}
-}
-
 func constantTimeEqual(a, b []byte) bool {
 	return subtle.ConstantTimeCompare(a, b) == 1
 }
