@@ -199,7 +199,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		row(s.Name, s.Closed, s.Open, strconv.FormatFloat(s.Ratio, 'f', 2, 64), codes, fs)
 	}
 	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer). " +
-		"× bare: req/s over the bare fasthttp server's with the same body size, same run, same load. " +
+		"× bare: req/s over the bare fasthttp server's with the same body size, measured right before the scenario under the same load (the bare rows are the suite's first measurement). " +
 		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; " +
 		"late: requests sent more than 1ms after their intended time or not sent at all. codes: the answers' `code`.\n")
 	if r.fileSinkMetricsMissing() {

@@ -86,8 +86,10 @@ type ScenarioResult struct {
 	// Open is the open-loop run at half of Closed's throughput (or the
 	// suite's Rate): latency under a load the gateway can carry.
 	Open *Result `json:"open,omitempty"`
-	// Ratio is Closed's throughput over the bare server's with the same
-	// body size.
+	// BareRPS is the bare server's closed-loop throughput with the same
+	// body size, measured right before this scenario.
+	BareRPS float64 `json:"bare_rps_adjacent"`
+	// Ratio is Closed's throughput over BareRPS.
 	Ratio float64 `json:"ratio_to_bare"`
 	// Forwarded is the events the flow-engine sink took during the
 	// closed-loop run, its warm-up included (http sink only).
@@ -160,7 +162,12 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 			sizes = append(sizes, n)
 		}
 	}
-	if err := s.baselines(ctx, rep, sizes); err != nil {
+	bare, bareAddr, err := startServer(s.Self, s.SelfEnv, ServerBare, filepath.Join(s.Dir, "bare.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop(10 * time.Second)
+	if err := s.baselines(ctx, rep, sizes, bareAddr); err != nil {
 		return nil, err
 	}
 
@@ -179,7 +186,7 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		sr := s.scenario(ctx, &s.Scenarios[i], sinkAddr, rep)
+		sr := s.scenario(ctx, &s.Scenarios[i], sinkAddr, bareAddr, rep)
 		rep.Scenarios = append(rep.Scenarios, sr)
 		if sr.Error != "" {
 			s.progress("%s: %s", sr.Name, sr.Error)
@@ -200,12 +207,7 @@ func (s *Suite) openRate(rps float64) float64 {
 	return rps / 2
 }
 
-func (s *Suite) baselines(ctx context.Context, rep *Report, sizes []int) error {
-	bare, addr, err := startServer(s.Self, s.SelfEnv, ServerBare, filepath.Join(s.Dir, "bare.log"))
-	if err != nil {
-		return err
-	}
-	defer bare.stop(10 * time.Second)
+func (s *Suite) baselines(ctx context.Context, rep *Report, sizes []int, addr string) error {
 	for _, n := range sizes {
 		reqs, err := BareRequests(n)
 		if err != nil {
@@ -235,7 +237,7 @@ const (
 	metricSinkFsyncs = "hookgate_file_sink_fsyncs_total"
 )
 
-func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr string, rep *Report) ScenarioResult {
+func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr string, rep *Report) ScenarioResult {
 	sr := ScenarioResult{Name: sc.Name, About: sc.About, Sink: sc.Sink.String(), BodyBytes: sc.BodyBytes()}
 	fail := func(err error) ScenarioResult {
 		sr.Error = err.Error()
@@ -301,6 +303,18 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr string, rep
 	if sc.Sink == SinkHTTP {
 		sinkBefore, _ = sinkEvents(sinkAddr)
 	}
+	// The bare server again, right before the scenario and with its body
+	// size: the machine's load drifts over a suite, and the ratio should
+	// compare runs that saw the same conditions.
+	bareReqs, err := BareRequests(sr.BodyBytes)
+	if err != nil {
+		return fail(err)
+	}
+	adjacent, err := s.load(0).Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
+	if err != nil {
+		return fail(fmt.Errorf("bare run beside the scenario: %w", err))
+	}
+	sr.BareRPS = adjacent.RPS
 	t := Target{Addr: listen, Requests: reqs}
 	if sr.Closed, err = s.load(0).Run(ctx, t); err != nil {
 		return fail(err)
@@ -324,8 +338,8 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr string, rep
 			sr.EventsPerFsync = (ev - before[metricSinkEvents]) / (fs - before[metricSinkFsyncs])
 		}
 	}
-	if b := rep.Baseline(sr.BodyBytes); b != nil && b.Closed.RPS > 0 {
-		sr.Ratio = sr.Closed.RPS / b.Closed.RPS
+	if sr.BareRPS > 0 {
+		sr.Ratio = sr.Closed.RPS / sr.BareRPS
 	}
 	if rate := s.openRate(sr.Closed.RPS); rate >= 1 {
 		if sr.Open, err = s.load(rate).Run(ctx, t); err != nil {
