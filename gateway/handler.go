@@ -451,7 +451,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, body)
 	fwdStart := time.Now()
 	err := g.fwd.Forward(st.eventID, st.loop, st.event)
-	g.m.fwdDuration.Observe(time.Since(fwdStart).Seconds())
+	g.m.fwdDuration.observe(time.Since(fwdStart))
 	if err != nil {
 		g.m.forwardFailure(err)
 		if st.hasClaimed {
@@ -614,7 +614,7 @@ func (g *Gateway) account(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) 
 	}
 	stats.inc(slot)
 	latency := time.Since(ctx.Time())
-	g.m.duration.Observe(latency.Seconds())
+	g.m.duration.observe(latency)
 	if out.bodyLen > 0 {
 		g.m.bodyBytes.Add(float64(out.bodyLen))
 	}

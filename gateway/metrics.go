@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"errors"
+	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -82,10 +84,9 @@ func slotOfRefusal(e *Refusal) int {
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests    *prometheus.CounterVec
-	duration    prometheus.Histogram
+	duration    *latencyHistogram
 	bodyBytes   prometheus.Counter
-	fwdDuration prometheus.Histogram
+	fwdDuration *latencyHistogram
 	fwdFailures [nFwdReasons]prometheus.Counter
 	limited     [3]prometheus.Counter // by limiter.Scope
 	tokens      [idempotency.Unavailable + 1]prometheus.Counter
@@ -114,41 +115,27 @@ const (
 
 var fwdReasonLabels = [nFwdReasons]string{"timeout", "unreachable", "rejected", "closed", "write", "breaker_open", "other"}
 
-// routeStats is one automation's request counters and log sampler. The
-// counters are created on first use, so an automation shows only the
-// codes it has actually answered.
+// routeStats is one automation's request counters and log sampler. A
+// slot's series appears once the automation has answered with it.
 type routeStats struct {
-	vec       *prometheus.CounterVec
 	table, id string
-	counters  [nSlots]atomic.Pointer[counterRef]
-	sampler   [nSlots]sampler
+	// n counts the requests of each slot: a plain atomic add per request,
+	// turned into hookgate_requests_total series at scrape time.
+	n       [nSlots]atomic.Uint64
+	sampler [nSlots]sampler
 }
-
-type counterRef struct{ prometheus.Counter }
 
 // inc counts one request in slot.
-func (rs *routeStats) inc(slot int) {
-	c := rs.counters[slot].Load()
-	if c == nil {
-		l := slotLabels[slot]
-		c = &counterRef{rs.vec.WithLabelValues(rs.table, rs.id, l[0], l[1])}
-		if !rs.counters[slot].CompareAndSwap(nil, c) {
-			c = rs.counters[slot].Load()
-		}
-	}
-	c.Inc()
-}
+func (rs *routeStats) inc(slot int) { rs.n[slot].Add(1) }
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry(), routes: map[string]*routeStats{}}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := promFactory{m.reg}
-	m.requests = f.counterVec("hookgate_requests_total",
-		"Webhook requests by table, automation, answer code and result (triggered, keyword_miss, duplicate, refused, failed).",
-		"table", "automation", "code", "result")
-	m.duration = f.histogram("hookgate_request_duration_seconds", "Time from the request's headers to its answer.")
+	m.reg.MustRegister(requestsCollector{m})
+	m.duration = newLatencyHistogram(m.reg, "hookgate_request_duration_seconds", "Time from the request's headers to its answer.")
 	m.bodyBytes = f.counter("hookgate_request_body_bytes_total", "Body bytes read from webhook requests.")
-	m.fwdDuration = f.histogram("hookgate_forward_duration_seconds", "Time to hand one event to the flow engine, failures included.")
+	m.fwdDuration = newLatencyHistogram(m.reg, "hookgate_forward_duration_seconds", "Time to hand one event to the flow engine, failures included.")
 	fails := f.counterVec("hookgate_forward_failures_total", "Events the flow engine did not accept, by reason.", "reason")
 	for i, l := range fwdReasonLabels {
 		m.fwdFailures[i] = fails.WithLabelValues(l)
@@ -165,7 +152,7 @@ func newMetrics() *metrics {
 	m.reloads[0], m.reloads[1] = rel.WithLabelValues("ok"), rel.WithLabelValues("failed")
 	m.generation = f.gauge("hookgate_config_generation", "Generation of the configuration being served; 1 at start, +1 per successful reload.")
 	m.logSampled = f.counter("hookgate_log_lines_sampled_out_total", "Request log lines dropped by sampling; the requests are still counted.")
-	m.unknown = &routeStats{vec: m.requests}
+	m.unknown = &routeStats{}
 	return m
 }
 
@@ -175,7 +162,7 @@ func (m *metrics) route(table, id string) *routeStats {
 	defer m.mu.Unlock()
 	rs := m.routes[id]
 	if rs == nil || rs.table != table {
-		rs = &routeStats{vec: m.requests, table: table, id: id}
+		rs = &routeStats{table: table, id: id}
 		m.routes[id] = rs
 	}
 	return rs
@@ -185,11 +172,9 @@ func (m *metrics) route(table, id string) *routeStats {
 func (m *metrics) prune(keep map[string]bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for id, rs := range m.routes {
+	for id := range m.routes {
 		if !keep[id] {
-			m.requests.DeletePartialMatch(prometheus.Labels{"automation": id})
 			delete(m.routes, id)
-			_ = rs
 		}
 	}
 }
@@ -266,8 +251,85 @@ func (m *metrics) registerTokens(t TokenStore) {
 // promFactory registers collectors in one registry.
 type promFactory struct{ reg *prometheus.Registry }
 
-// latencyBuckets run from 25µs to ≈1.6s, doubling.
-var latencyBuckets = prometheus.ExponentialBuckets(25e-6, 2, 17)
+var requestsDesc = prometheus.NewDesc("hookgate_requests_total",
+	"Webhook requests by table, automation, answer code and result (triggered, keyword_miss, duplicate, refused, failed).",
+	[]string{"table", "automation", "code", "result"}, nil)
+
+// requestsCollector turns the per-automation counters into
+// hookgate_requests_total at scrape time. Each series appears once its
+// automation has answered with that code, and goes when the automation
+// is removed from the configuration.
+type requestsCollector struct{ m *metrics }
+
+func (c requestsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- requestsDesc }
+
+func (c requestsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.m.mu.Lock()
+	all := make([]*routeStats, 0, len(c.m.routes)+1)
+	for _, rs := range c.m.routes {
+		all = append(all, rs)
+	}
+	c.m.mu.Unlock()
+	all = append(all, c.m.unknown)
+	for _, rs := range all {
+		for slot := range rs.n {
+			if n := rs.n[slot].Load(); n > 0 {
+				l := slotLabels[slot]
+				ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(n), rs.table, rs.id, l[0], l[1])
+			}
+		}
+	}
+}
+
+// latency buckets run from 25µs to ≈1.6s, doubling.
+const (
+	latencyBase    = 25 * time.Microsecond
+	latencyBuckets = 17
+)
+
+// latencyHistogram is a Prometheus histogram with fixed doubling buckets
+// whose Observe is three atomic adds and no search: the bucket of d is
+// the bit length of ceil(d/25µs)-1. It is exported with the standard le
+// buckets at scrape time.
+type latencyHistogram struct {
+	desc    *prometheus.Desc
+	buckets [latencyBuckets + 1]atomic.Uint64 // the last one is +Inf
+	count   atomic.Uint64
+	sumNs   atomic.Uint64
+}
+
+func newLatencyHistogram(reg *prometheus.Registry, name, help string) *latencyHistogram {
+	h := &latencyHistogram{desc: prometheus.NewDesc(name, help, nil, nil)}
+	reg.MustRegister(h)
+	return h
+}
+
+// observe records one duration.
+func (h *latencyHistogram) observe(d time.Duration) {
+	i := 0
+	if d > 0 {
+		u := (uint64(d) + uint64(latencyBase) - 1) / uint64(latencyBase)
+		i = min(bits.Len64(u-1), latencyBuckets)
+	}
+	h.buckets[i].Add(1)
+	h.count.Add(1)
+	h.sumNs.Add(uint64(max(d, 0)))
+}
+
+func (h *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
+	cumulative := make(map[float64]uint64, latencyBuckets)
+	var n uint64
+	for i := 0; i < latencyBuckets; i++ {
+		n += h.buckets[i].Load()
+		cumulative[(latencyBase << i).Seconds()] = n
+	}
+	// count is read last: a request observed meanwhile can only make it
+	// larger than the buckets, as Prometheus expects of +Inf.
+	count := max(h.count.Load(), n+h.buckets[latencyBuckets].Load())
+	ch <- prometheus.MustNewConstHistogram(h.desc, count, time.Duration(h.sumNs.Load()).Seconds(), cumulative)
+}
 
 func (f promFactory) counter(name, help string) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
@@ -285,12 +347,6 @@ func (f promFactory) gauge(name, help string) prometheus.Gauge {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
 	f.reg.MustRegister(g)
 	return g
-}
-
-func (f promFactory) histogram(name, help string) prometheus.Histogram {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets})
-	f.reg.MustRegister(h)
-	return h
 }
 
 func (f promFactory) counterFunc(name, help string, fn func() float64) {

@@ -1,0 +1,45 @@
+package gateway
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// TestLatencyHistogram checks bucket placement at and around every bound
+// against a direct comparison with the le bounds.
+func TestLatencyHistogram(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newLatencyHistogram(reg, "h_seconds", "test")
+	var durations []time.Duration
+	for i := 0; i <= latencyBuckets; i++ {
+		b := latencyBase << i
+		durations = append(durations, b-1, b, b+1)
+	}
+	durations = append(durations, 0, -5, time.Hour)
+	for _, d := range durations {
+		h.observe(d)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mfs[0].Metric[0].Histogram
+	if got.GetSampleCount() != uint64(len(durations)) {
+		t.Fatalf("count %d, want %d", got.GetSampleCount(), len(durations))
+	}
+	for _, b := range got.Bucket {
+		want := uint64(0)
+		for _, d := range durations {
+			if d.Seconds() <= b.GetUpperBound()+1e-12 {
+				want++
+			}
+		}
+		if b.GetCumulativeCount() != want {
+			t.Errorf("le=%g: %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want)
+		}
+	}
+	_ = dto.MetricType_HISTOGRAM
+}
