@@ -22,10 +22,12 @@
 // concurrent use.
 //
 // The search runs a prefilter in front of an exact check: each keyword is
-// looked for by its rarest byte (by a static table of byte frequencies in
-// JSON and text), found with bytes.IndexByte or a table lookup, and each
-// hit verified. Where hits come too thick for that to pay, as on bodies
-// crafted against the table, an Aho-Corasick automaton scans instead, four
+// looked for by a pair of its adjacent bytes, the rarest pair by a sample
+// of the body (by a static table of byte frequencies for short bodies),
+// and each candidate verified. On amd64 with AVX2 the pairs are found 64
+// positions at a time in the manner of Hyperscan's Teddy (see groupSet).
+// Where candidates come too thick for that to pay, as on bodies crafted
+// against the keywords, an Aho-Corasick automaton scans instead, four
 // streams at a time. The decoded text is searched only around escapes,
 // which is where an occurrence missing from the raw bytes must be.
 package matcher
@@ -33,6 +35,7 @@ package matcher
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 )
 
 const (
@@ -53,30 +56,23 @@ type Matcher struct {
 	// its lower case when ignoring case.
 	fold [256]byte
 
-	// groups drive the prefilter: each lists the keywords that are
-	// searched for by one rare byte.
-	groups []group
-	// rare[b] is 1 + the index of the group searching for b, or 0.
-	rare [256]uint8
-	// has[b] has bit k set when keyword k holds b (folded when ignoring
-	// case), and kwBytes lists the bytes with a bit set: what a plan
-	// chooses from.
-	has     [256]uint16
-	kwBytes []byte
+	// groupSet drives the prefilter until a plan replaces it: the
+	// keywords looked for by their rarest pairs by the static table.
+	groupSet
 	// ac is the exact automaton that takes over where the prefilter
 	// would see too many candidates.
 	ac dfa
 }
 
-// group is one byte the prefilter looks for, and the keywords that hold
-// it at a known offset.
+// group is a bucket of keywords the prefilter looks for by one pair (b
+// is the pair's first byte), with the offset of the pair in each.
 type group struct {
 	b     byte
 	cands []cand
 }
 
-// cand is a keyword in a group: kw is its index, off the offset of the
-// group's byte within it and n its length. Before comparing the whole
+// cand is a keyword in a group: kw is its index, off the offset of its
+// pair within it and n its length. Before comparing the whole
 // keyword, the prefilter checks that its byte at off2 is b2 (folded when
 // ignoring case), which rejects most candidates for the price of a load.
 type cand struct {
@@ -123,19 +119,9 @@ func Compile(keywords []string, ignoreCase bool) (*Matcher, error) {
 	for _, kw := range keywords {
 		m.maxLen = max(m.maxLen, len(kw))
 	}
-	m.groups = buildGroups(keywords, ignoreCase)
-	for i, g := range m.groups {
-		m.rare[g.b] = uint8(i + 1)
-	}
-	for k, kw := range keywords {
-		for i := 0; i < len(kw); i++ {
-			b := m.fold[kw[i]]
-			if m.has[b] == 0 {
-				m.kwBytes = append(m.kwBytes, b)
-			}
-			m.has[b] |= 1 << k
-		}
-	}
+	m.groupSet.set(m, func(k, o int) int {
+		return cost(keywords[k][o], ignoreCase) * cost(keywords[k][o+1], ignoreCase)
+	}, func(b byte) int { return cost(b, ignoreCase) })
 	m.ac = buildDFA(keywords, ignoreCase)
 	return m, nil
 }
@@ -207,17 +193,16 @@ type adapt struct {
 
 // search is find for a text whose first block is first bytes long.
 //
-// t is cut into blocks that stay in the L1 cache. In each block the
-// prefilter looks for the groups' rare bytes and verifies each hit; when a
-// block yields more hits than the prefilter can verify faster than the
+// t is cut into blocks. In each block the prefilter looks for the
+// keywords' pairs and verifies each candidate; when a block yields more
+// candidates than the prefilter can verify faster than the
 // automaton would scan, the automaton scans that block instead, and the
 // next few blocks too, backing off exponentially while the text stays
 // dense in candidates.
 //
 // Blocks start small and grow, so that an occurrence near the start of a
 // body, the usual place of its distinctive fields, is found without
-// searching much beyond it. Small blocks are searched in one pass with a
-// table of the rare bytes, which costs less than a pass per group there.
+// searching much beyond it.
 func (m *Matcher) search(t []byte, a *adapt, first int) (kw, end int) {
 	const noEnd = int(^uint(0) >> 1)
 	kw, end = -1, noEnd
@@ -231,8 +216,8 @@ func (m *Matcher) search(t []byte, a *adapt, first int) (kw, end int) {
 	prev := -1
 	for bs, size := 0, first; bs < min(len(t), end); bs, size = bs+size, min(size*4, blockSize) {
 		be := min(bs+size, len(t), end)
-		groups, cur := m.groups, 0
-		if p := a.p; p != nil && size == blockSize && be-bs > scalarMax {
+		gs, cur := &m.groupSet, 0
+		if p := a.p; p != nil && size == blockSize && be-bs > planBlockMin {
 			if p.left <= 0 && len(t)-bs >= a.planMin {
 				p.build(m, t[bs:min(len(t), bs+planSpan)])
 				p.left = planSpan
@@ -241,7 +226,7 @@ func (m *Matcher) search(t []byte, a *adapt, first int) (kw, end int) {
 				}
 			}
 			if p.left > 0 {
-				groups, cur = p.groups, 1
+				gs, cur = &p.gs, 1
 				p.left -= be - bs
 			}
 		}
@@ -261,11 +246,7 @@ func (m *Matcher) search(t []byte, a *adapt, first int) (kw, end int) {
 			}
 			prev = cur
 			var done bool
-			if be-bs <= scalarMax {
-				kw, end, done = m.prefilterScalar(t, bs, be, kw, end)
-			} else {
-				kw, end, done = m.prefilter(groups, t, bs, be, kw, end)
-			}
+			kw, end, done = m.prefilter(gs, t, bs, be, kw, end)
 			if done {
 				a.fails = 0
 				continue
@@ -303,23 +284,21 @@ func (m *Matcher) search(t []byte, a *adapt, first int) (kw, end int) {
 }
 
 const (
-	// blockSize is the span the prefilter's passes share, small enough to
-	// stay in the L1 cache across them.
+	// blockSize is the span over which the prefilter's candidates are
+	// counted against its budget.
 	blockSize = 16 << 10
 	// firstBlockSize is the size of the first block; each next one is four
 	// times larger, up to blockSize.
 	firstBlockSize = 256
-	// scalarMax is the largest block searched in one pass with a table.
-	// Its candidates cost less (no call), so its budget is larger:
-	// len/2^scalarShift + budgetMin units.
-	scalarMax   = 1024
-	scalarShift = 2
+	// planBlockMin is the shortest block a plan is used for; shorter
+	// ones, a body's first and last, use the static groups.
+	planBlockMin = 1024
 	// A block is handed to the automaton once its candidates cost more
 	// than len/2^budgetShift + budgetMin units, a candidate costing one
 	// unit plus one per keyword to verify. Measured on amd64, stopping on
 	// a candidate costs about 25ns, as much as the automaton spends on
-	// about 32 bytes (it scans about 1.5 GB/s), and the passes themselves
-	// about half what the automaton would.
+	// about 32 bytes (it scans about 1.5 GB/s); the pass itself costs a
+	// tenth of that.
 	budgetShift = 3
 	budgetMin   = 16
 	stopCost    = 1
@@ -328,32 +307,25 @@ const (
 	maxBackoff = 6
 )
 
-// prefilter searches the occurrences whose group byte lies in [bs, be) and
-// which end no later than end, improving on kw and end, with one pass of
-// bytes.IndexByte (which is vectorized) per group. It gives up,
-// returning done false, when the block holds too many candidates; the
+// prefilter searches the occurrences whose pair (see groupSet) starts in
+// [bs, be) and which end no later than end, improving on kw and end. It
+// finds the pairs in one pass and verifies each candidate. It gives
+// up, returning done false, when the block holds too many candidates; the
 // results found so far are still returned.
-func (m *Matcher) prefilter(groups []group, t []byte, bs, be, kw, end int) (int, int, bool) {
+//
+// Candidates come in the order of their positions, not of the
+// occurrences' ends, so the pass goes on after a find, up to the end of
+// the best occurrence so far: every occurrence ending before it has its
+// pair start before it.
+func (m *Matcher) prefilter(gs *groupSet, t []byte, bs, be, kw, end int) (int, int, bool) {
 	budget := (be-bs)>>budgetShift + budgetMin
-	for gi := range groups {
-		g := &groups[gi]
-		if len(g.cands) == 1 {
-			kw, end, budget = m.pass1(g.b, &g.cands[0], t, bs, be, kw, end, budget)
-			if budget < 0 {
-				return kw, end, false
-			}
-			continue
+	for p, lim := bs, min(be, end); p < lim; p++ {
+		var buckets uint8
+		if p, buckets = gs.next(t, p, lim); p < 0 {
+			break
 		}
-		for p := bs; ; p++ {
-			hi := min(be, end)
-			if p >= hi {
-				break
-			}
-			j := bytes.IndexByte(t[p:hi], g.b)
-			if j < 0 {
-				break
-			}
-			p += j
+		for ; buckets != 0; buckets &= buckets - 1 {
+			g := &gs.groups[bits.TrailingZeros8(buckets)]
 			if budget -= stopCost + len(g.cands); budget < 0 {
 				return kw, end, false
 			}
@@ -370,43 +342,12 @@ func (m *Matcher) prefilter(groups []group, t []byte, bs, be, kw, end int) (int,
 				}
 				if m.equal(int(c.kw), t[s:e]) {
 					kw, end = int(c.kw), e
+					lim = min(lim, end)
 				}
 			}
 		}
 	}
 	return kw, end, true
-}
-
-// pass1 is prefilter's pass for a group of one keyword, the common case,
-// which it checks with fewer loads and branches. It returns the budget
-// left, negative when it gave up.
-func (m *Matcher) pass1(b byte, c *cand, t []byte, bs, be, kw, end, budget int) (int, int, int) {
-	k, off, n := int(c.kw), int(c.off), int(c.n)
-	d2, b2 := int(c.off2)-off, c.b2
-	hi := min(be, end)
-	for p := bs; p < hi; p++ {
-		j := bytes.IndexByte(t[p:hi], b)
-		if j < 0 {
-			break
-		}
-		p += j
-		if budget -= stopCost + 1; budget < 0 {
-			break
-		}
-		if q := p + d2; uint(q) >= uint(len(t)) || m.fold[t[q]] != b2 {
-			continue
-		}
-		s := p - off
-		e := s + n
-		if s < 0 || e > len(t) || e > end || (e == end && k >= kw) {
-			continue
-		}
-		if m.equal(k, t[s:e]) {
-			// The occurrences found later in this pass end later.
-			return k, e, budget
-		}
-	}
-	return kw, end, budget
 }
 
 // across searches the occurrences that hold t[bs-1] and t[bs], improving
@@ -428,46 +369,6 @@ func (m *Matcher) across(t []byte, bs, kw, end int) (int, int) {
 		return k, e
 	}
 	return kw, end
-}
-
-// prefilterScalar is prefilter in a single pass over the block, looking
-// up each byte in a table of the groups' bytes.
-func (m *Matcher) prefilterScalar(t []byte, bs, be, kw, end int) (int, int, bool) {
-	budget := (be-bs)>>scalarShift + budgetMin
-	rare := &m.rare
-	for p, lim := bs, min(be, end); p < lim; p++ {
-		// Skip 8 bytes at a time while none is a group's.
-		for p+8 <= lim {
-			q := t[p : p+8 : p+8]
-			if rare[q[0]]|rare[q[1]]|rare[q[2]]|rare[q[3]]|rare[q[4]]|rare[q[5]]|rare[q[6]]|rare[q[7]] != 0 {
-				break
-			}
-			p += 8
-		}
-		if p >= lim {
-			break
-		}
-		gi := rare[t[p]]
-		if gi == 0 {
-			continue
-		}
-		g := &m.groups[gi-1]
-		if budget -= stopCost + len(g.cands); budget < 0 {
-			return kw, end, false
-		}
-		for _, c := range g.cands {
-			s := p - int(c.off)
-			e := s + int(c.n)
-			if s < 0 || e > len(t) || e > end || (e == end && int(c.kw) >= kw) {
-				continue
-			}
-			if m.fold[t[s+int(c.off2)]] == c.b2 && m.equal(int(c.kw), t[s:e]) {
-				kw, end = int(c.kw), e
-				lim = min(lim, end)
-			}
-		}
-	}
-	return kw, end, true
 }
 
 // equal reports whether s is keyword k, folding case when the Matcher does.

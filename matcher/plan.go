@@ -1,52 +1,35 @@
 package matcher
 
 import (
+	"bytes"
 	"math/bits"
 	"sync"
 )
 
-// plan is a choice of groups made for one stretch of text from a sample of
+// plan is a choice of pairs made for one stretch of text from a sample of
 // its own bytes. The static table of byte frequencies guesses at a typical
 // body; a given body often repeats bytes the table deems rare (the letters
-// of its field names, the UTF-8 of its language) and lacks others. Choosing
-// each keyword's byte by what the sample holds makes the passes stop
-// several times less often on such bodies, and lets keywords that share a
-// byte absent from the text share one pass.
+// of its field names, the UTF-8 of its language) and lacks others.
+// Choosing each keyword's pair by how often the sample holds it makes the
+// prefilter stop several times less often on such bodies.
 //
 // A plan lives in scratch space that the search borrows (a pool, a
 // Scanner), so that choosing one allocates nothing.
 type plan struct {
-	// groups are the chosen groups, rarer bytes first. They and their
-	// cands point into g and c.
-	groups []group
-	g      [2 * MaxKeywords]group
-	c      [MaxKeywords]cand
+	gs groupSet
+	// The sample: hist counts the bytes at its positions (those followed
+	// by another sampled byte), and second holds the bytes that follow
+	// them, those following a byte b at second[start[b]:start[b+1]].
 	hist   [256]uint32
-
-	// Scratch for build: the bytes worth choosing, one per set of
-	// keywords (idx[set] is 1 + its index in opt), and for each set of
-	// keywords the least cost of covering it, -1 when none is known yet,
-	// with the last option taken and the set it was added to.
-	opt  [256]option
-	idx  [1 << MaxKeywords]int16
-	best [1 << MaxKeywords]int
-	from [1 << MaxKeywords]uint8
-	prev [1 << MaxKeywords]uint16
+	start  [257]uint16
+	fill   [256]uint16
+	second [sampleMax * sampleWindow]byte
 	// dense is set when the sample holds so many candidates that the
 	// prefilter would give up on most blocks.
 	dense bool
 	// left is how many more bytes the plan is used for before the text
 	// is sampled again.
 	left int
-}
-
-// option is a byte a plan may search for: the keywords holding it, and
-// what searching for it costs, in stops, times 256, plus its static cost
-// to break ties.
-type option struct {
-	set  uint16
-	b    byte
-	cost int
 }
 
 const (
@@ -84,35 +67,55 @@ func getPlan() *plan {
 
 func putPlan(p *plan) { planPool.Put(p) }
 
-// sample counts the bytes of evenly spread windows of t into p.hist and
-// returns how many bytes it counted.
+// window returns the i-th of the n windows of t that make the sample:
+// sampleWindow positions and the byte after the last.
+func window(t []byte, i, n int) []byte {
+	w := t[i*(len(t)/n):]
+	return w[:min(len(w), sampleWindow+1)]
+}
+
+// windows returns how many windows sample t.
+func windows(t []byte) int { return min(max(len(t)/sampleEvery, sampleMin), sampleMax) }
+
+// sample indexes the pairs of adjacent bytes in evenly spread windows of
+// t and returns how many it indexed.
 func (p *plan) sample(t []byte) int {
 	p.hist = [256]uint32{}
-	n := min(max(len(t)/sampleEvery, sampleMin), sampleMax)
-	step := len(t) / n
+	n := windows(t)
 	total := 0
 	for i := range n {
-		w := t[i*step:]
-		w = w[:min(len(w), sampleWindow)]
-		for _, b := range w {
-			p.hist[b]++
+		w := window(t, i, n)
+		for j := 0; j+1 < len(w); j++ {
+			p.hist[w[j]]++
 		}
-		total += len(w)
+		total += max(len(w)-1, 0)
+	}
+	p.start[0] = 0
+	for b := range 256 {
+		p.start[b+1] = p.start[b] + uint16(p.hist[b])
+		p.fill[b] = p.start[b]
+	}
+	for i := range n {
+		w := window(t, i, n)
+		for j := 0; j+1 < len(w); j++ {
+			p.second[p.fill[w[j]]] = w[j+1]
+			p.fill[w[j]]++
+		}
 	}
 	return total
 }
 
-// build samples t, the text the plan is for, and chooses the groups: a
-// byte for each keyword such that the passes, each costing about as much
-// as stopping passCost times, and the stops they make cost least. This is
-// a set cover over at most MaxKeywords keywords, small enough to solve
-// exactly. Within a keyword, the byte checked before the whole keyword is
-// the one the sample holds least of.
+// pairs returns how often the sample holds a followed by b.
+func (p *plan) pairs(a, b byte) int {
+	return bytes.Count(p.second[p.start[a]:p.start[int(a)+1]], []byte{b})
+}
+
+// build samples t, the text the plan is for, and chooses each keyword's
+// pair: the one the sample holds least often, ties going to the rarer by
+// the static table. Within a keyword, the byte checked before the whole
+// keyword is the one the sample holds least of.
 func (p *plan) build(m *Matcher, t []byte) {
 	size := p.sample(t)
-	// A pass over a block costs about as much as stopping on 1/350 of
-	// its bytes.
-	passCost := size>>9 + 1
 	h := &p.hist
 	count := func(b byte) int {
 		if m.ignoreCase && lower(b) != upper(b) {
@@ -120,98 +123,39 @@ func (p *plan) build(m *Matcher, t []byte) {
 		}
 		return int(h[b])
 	}
-	passes := func(b byte) int {
-		if m.ignoreCase && lower(b) != upper(b) {
-			return 2
-		}
-		return 1
-	}
-	// The options are, for each set of keywords a byte covers, the
-	// cheapest such byte; ties go to the byte the static table deems
-	// rarer. Then every set of keywords, in increasing order, extends the
-	// cheapest covers found so far by one option.
-	nopt := 0
-	p.idx = [1 << MaxKeywords]int16{}
-	for _, b := range m.kwBytes {
-		c := (passes(b)*passCost+count(b))<<8 + cost(b, m.ignoreCase)
-		set := m.has[b]
-		if i := p.idx[set]; i == 0 {
-			p.opt[nopt] = option{set: set, b: b, cost: c}
-			nopt++
-			p.idx[set] = int16(nopt)
-		} else if c < p.opt[i-1].cost {
-			p.opt[i-1] = option{set: set, b: b, cost: c}
-		}
-	}
-	all := uint16(1)<<len(m.keywords) - 1
-	for i := range p.best[:all+1] {
-		p.best[i] = -1
-	}
-	p.best[0] = 0
-	for set := range all + 1 {
-		c := p.best[set]
-		if c < 0 {
-			continue
-		}
-		for i, o := range p.opt[:nopt] {
-			next := set | o.set
-			if next != set && (p.best[next] < 0 || c+o.cost < p.best[next]) {
-				p.best[next], p.from[next], p.prev[next] = c+o.cost, uint8(i), set
+	pairCost := func(k, o int) int {
+		kw := m.keywords[k]
+		a, b := m.fold[kw[o]], m.fold[kw[o+1]]
+		va, na := m.variants(a)
+		vb, nb := m.variants(b)
+		n := 0
+		for _, x := range va[:na] {
+			for _, y := range vb[:nb] {
+				n += p.pairs(x, y)
 			}
 		}
+		return n<<16 + cost(a, m.ignoreCase)*cost(b, m.ignoreCase)
 	}
-	p.groups = p.g[:0]
-	nc := 0
-	for set := all; set != 0; set = p.prev[set] {
-		best := p.opt[p.from[set]].b
-		covered := set &^ p.prev[set]
-		first := nc
-		for ks := covered; ks != 0; ks &= ks - 1 {
-			k := bits.TrailingZeros16(ks)
-			kw := m.keywords[k]
-			off := -1
-			for i := 0; i < len(kw); i++ {
-				if m.fold[kw[i]] == best {
-					off = i
-					break
-				}
-			}
-			off2 := off
-			for i := 0; i < len(kw); i++ {
-				if i == off {
-					continue
-				}
-				b, b2 := m.fold[kw[i]], m.fold[kw[off2]]
-				if off2 == off || count(b) < count(b2) ||
-					count(b) == count(b2) && cost(b, m.ignoreCase) < cost(b2, m.ignoreCase) {
-					off2 = i
-				}
-			}
-			p.c[nc] = cand{kw: int32(k), off: int32(off), n: int32(len(kw)), off2: int32(off2), b2: m.fold[kw[off2]]}
-			nc++
-		}
-		cands := p.c[first:nc:nc]
-		if passes(best) == 2 {
-			p.groups = append(p.groups, group{b: lower(best), cands: cands}, group{b: upper(best), cands: cands})
-		} else {
-			p.groups = append(p.groups, group{b: best, cands: cands})
-		}
-	}
+	byteCost := func(b byte) int { return count(b)<<8 + cost(b, m.ignoreCase) }
+	p.gs.set(m, pairCost, byteCost)
 	// What the prefilter would spend on a block, by the sample, against
 	// its budget.
+	p.dense = size > 0 && p.stops(t)*blockSize/size > blockSize>>budgetShift+budgetMin
+}
+
+// stops returns what the prefilter would spend, with p's pairs, on the
+// sample's positions.
+func (p *plan) stops(t []byte) int {
+	gs := &p.gs
+	n := windows(t)
 	units := 0
-	for _, g := range p.groups {
-		units += int(h[g.b]) * (stopCost + len(g.cands))
-	}
-	p.dense = units*blockSize/size > blockSize>>budgetShift+budgetMin
-	// Rarer bytes first, as buildGroups orders them.
-	less := func(x, y byte) bool {
-		return h[x] < h[y] || h[x] == h[y] && cost(x, m.ignoreCase) < cost(y, m.ignoreCase)
-	}
-	g := p.groups
-	for i := 1; i < len(g); i++ {
-		for j := i; j > 0 && less(g[j].b, g[j-1].b); j-- {
-			g[j], g[j-1] = g[j-1], g[j]
+	for i := range n {
+		w := window(t, i, n)
+		for j := 0; j+1 < len(w); j++ {
+			for bs := gs.first[w[j]] & gs.second[w[j+1]]; bs != 0; bs &= bs - 1 {
+				units += stopCost + len(gs.groups[bits.TrailingZeros8(bs)].cands)
+			}
 		}
 	}
+	return units
 }

@@ -76,13 +76,13 @@ func TestPlanned(t *testing.T) {
 	}
 }
 
-// TestPlanCover checks the groups a plan chooses: every keyword in
-// exactly one group (two, for a letter without case), with offsets that
-// point at the group's byte, and bytes that are absent from the text
-// preferred, shared where a keyword set allows.
+// TestPlanCover checks the buckets a plan chooses: every keyword in
+// exactly one, by a pair of its adjacent bytes that the bucket's tables
+// hold, and pairs that never occur in the text chosen where the keywords
+// allow, so that the prefilter never stops on it.
 func TestPlanCover(t *testing.T) {
 	text := bytes.Repeat([]byte(`{"status":"paid","total":"12.50"}`), 4096)
-	f := func(keywords []string, ignoreCase bool, wantGroups int) {
+	f := func(keywords []string, ignoreCase bool, wantStops bool) {
 		t.Helper()
 		m, err := Compile(keywords, ignoreCase)
 		if err != nil {
@@ -91,49 +91,60 @@ func TestPlanCover(t *testing.T) {
 		var p plan
 		p.build(m, text)
 		seen := make([]int, len(keywords))
-		for _, g := range p.groups {
+		for bk, g := range p.gs.groups {
+			bit := uint8(1) << bk
 			for _, c := range g.cands {
 				kw := keywords[c.kw]
-				if m.fold[kw[c.off]] != m.fold[g.b] || m.fold[kw[c.off2]] != c.b2 || int(c.n) != len(kw) {
-					t.Fatalf("%q: cand %+v of group %q is wrong", keywords, c, g.b)
+				if m.fold[kw[c.off]] != g.b || m.fold[kw[c.off2]] != c.b2 || int(c.n) != len(kw) {
+					t.Fatalf("%q: cand %+v of bucket %q is wrong", keywords, c, g.b)
+				}
+				if p.gs.first[kw[c.off]]&bit == 0 || p.gs.second[kw[c.off+1]]&bit == 0 {
+					t.Fatalf("%q: bucket %d lacks the pair of %q at %d", keywords, bk, kw, c.off)
 				}
 				seen[c.kw]++
 			}
 		}
 		for k, n := range seen {
-			if n == 0 {
-				t.Fatalf("%q: keyword %d in no group", keywords, k)
+			if n != 1 {
+				t.Fatalf("%q: keyword %d in %d buckets", keywords, k, n)
 			}
 		}
-		if len(p.groups) != wantGroups {
-			t.Fatalf("%q: %d groups; want %d", keywords, len(p.groups), wantGroups)
+		if stops := p.stops(text); (stops > 0) != wantStops {
+			t.Fatalf("%q: %d stops on the sample; want stops: %v", keywords, stops, wantStops)
 		}
 	}
-	// 'x' is absent and shared: one pass.
-	f([]string{"status_x", "paid_x", "total_x"}, false, 1)
-	f([]string{"status", "unpaid"}, false, 1) // status needs a byte the text holds; unpaid shares it
-	f([]string{"Refund", "REFUSED"}, true, 2)
-	f([]string{"新品", "新货"}, false, 1)
+	f([]string{"status_x", "paid_x", "total_x"}, false, false)
+	f([]string{"status", "unpaid"}, false, true) // "status" occurs
+	f([]string{"Refund", "REFUSED"}, true, false)
+	f([]string{"新品", "新货"}, false, false)
+	f([]string{"paid", "aid", "Paid"}, false, true)
 }
 
 // TestPlanEdge plants a keyword across the edge where the search goes
-// from the static groups, which look for its 'J', to a plan, which looks
-// for its 'q' since the text holds many a 'J' and no other 'q'.
+// from the static groups, which look for it by its pair "JZ", to a plan,
+// which looks for "qJ" since the text holds many a "JZ" and no 'q'.
+// Its pair for the blocks before the edge starts after it, and the other
+// pair starts before it.
 func TestPlanEdge(t *testing.T) {
 	firstFull := firstBlockSize + 4*firstBlockSize + 16*firstBlockSize
-	m, err := Compile([]string{"qJ"}, false)
+	m, err := Compile([]string{"qJZ"}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := m.groups[0]; g.b != 'J' {
-		t.Fatalf("static group for %q; the test needs 'J'", g.b)
+	if c := m.groups[0].cands[0]; c.off != 1 {
+		t.Fatalf("static pair at %d; the test needs \"JZ\"", c.off)
 	}
-	body := bytes.Repeat([]byte(strings.Repeat("a", 39)+"J"), planMin/40*2)
-	for _, e := range []int{firstFull - 1, firstFull, firstFull + 1} {
+	body := bytes.Repeat([]byte(strings.Repeat("a", 38)+"JZ"), planMin/40*2)
+	var p plan
+	p.build(m, body)
+	if c := p.gs.groups[0].cands[0]; c.off != 0 {
+		t.Fatalf("planned pair at %d; the test needs \"qJ\"", c.off)
+	}
+	for _, e := range []int{firstFull - 2, firstFull - 1, firstFull, firstFull + 1} {
 		b := bytes.Clone(body)
-		b[e-1], b[e] = 'q', 'J'
+		copy(b[e-1:], "qJZ")
 		if kw, ok := m.Match(b); kw != 0 || !ok {
-			t.Fatalf("qJ across %d: Match = %d, %v", e, kw, ok)
+			t.Fatalf("qJZ at %d: Match = %d, %v", e-1, kw, ok)
 		}
 	}
 }

@@ -1,12 +1,11 @@
 package matcher
 
-import "slices"
-
 // byteFreq ranks how often each byte value occurs in webhook bodies: JSON
 // punctuation, English words, digits, and UTF-8 Chinese text. The numbers
-// are rough relative frequencies; only their order matters. The prefilter
-// searches each keyword by its rarest byte so that bytes.IndexByte, which
-// runs at memory speed, stops as seldom as possible.
+// are rough relative frequencies; only their order matters. Until a body
+// is sampled, the prefilter searches each keyword by the pair of adjacent
+// bytes whose product of frequencies is lowest, so that it stops as seldom
+// as possible.
 var byteFreq = func() (f [256]uint8) {
 	// Printable ASCII not listed below: rare punctuation.
 	for c := 0x20; c < 0x7f; c++ {
@@ -65,59 +64,4 @@ func upper(c byte) byte {
 		return c - ('a' - 'A')
 	}
 	return c
-}
-
-// buildGroups picks each keyword's rarest byte and groups the keywords by
-// it, so that keywords sharing a byte share one pass over the text. A
-// letter compared without case puts its keyword in the groups of both
-// cases.
-func buildGroups(keywords []string, ignoreCase bool) []group {
-	var groups []group
-	add := func(b byte, c cand) {
-		for i := range groups {
-			if groups[i].b == b {
-				groups[i].cands = append(groups[i].cands, c)
-				return
-			}
-		}
-		groups = append(groups, group{b: b, cands: []cand{c}})
-	}
-	for k, kw := range keywords {
-		off, off2 := rarest(kw, ignoreCase)
-		c := cand{kw: int32(k), off: int32(off), n: int32(len(kw)), off2: int32(off2), b2: kw[off2]}
-		if ignoreCase {
-			c.b2 = lower(c.b2)
-		}
-		b := kw[off]
-		if ignoreCase && lower(b) != upper(b) {
-			add(lower(b), c)
-			add(upper(b), c)
-		} else {
-			add(b, c)
-		}
-	}
-	// Rarer bytes first: they are cheaper to search, and an early match
-	// shortens the span the other groups must search.
-	slices.SortStableFunc(groups, func(x, y group) int {
-		return cost(x.b, ignoreCase) - cost(y.b, ignoreCase)
-	})
-	return groups
-}
-
-// rarest returns the offsets in kw of its byte with the lowest cost and of
-// the one with the next lowest (the same when kw is one byte long),
-// preferring the first among equals.
-func rarest(kw string, ignoreCase bool) (off, off2 int) {
-	for i := 1; i < len(kw); i++ {
-		if cost(kw[i], ignoreCase) < cost(kw[off], ignoreCase) {
-			off = i
-		}
-	}
-	off2 = off
-	for i := range len(kw) {
-		if i != off && (off2 == off || cost(kw[i], ignoreCase) < cost(kw[off2], ignoreCase)) {
-			off2 = i
-		}
-	}
-	return off, off2
 }
