@@ -33,13 +33,16 @@ fuzz:
 		done; \
 	done
 
+# ROUNDS is how many alternated bare/scenario pairs give each ratio's median.
+ROUNDS ?= 3
+
 # bench runs the Go benchmarks, then the load-generator suite against the
 # real binary with a bare fasthttp server as the baseline in the same run;
 # it prints a markdown table and writes bench/results/<date>.json and .svg.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) build -o bin/hookbench ./cmd/hookbench
-	bin/hookbench -hookgate $(BIN) -out bench/results
+	bin/hookbench -hookgate $(BIN) -rounds $(ROUNDS) -out bench/results
 
 lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)

@@ -23,6 +23,10 @@ type Options struct {
 	// Rate is the open-loop rate; 0 is half of each scenario's
 	// closed-loop throughput.
 	Rate float64
+	// Rounds is how many times each scenario's closed-loop run and the
+	// bare run beside it are repeated, alternating; the ratio reported is
+	// the median. Default 1.
+	Rounds int
 	// Quick is a smoke run: short runs, few scenarios.
 	Quick bool
 	// LogLevel is the gateway's log level. Default warn: request lines
@@ -63,6 +67,12 @@ func (o Options) Suite(self []string, progress io.Writer) (s *Suite, cleanup fun
 	if o.Conns < 0 {
 		return nil, nil, fmt.Errorf("conns %d is negative", o.Conns)
 	}
+	if o.Rounds == 0 {
+		o.Rounds = 1
+	}
+	if o.Rounds < 0 {
+		return nil, nil, fmt.Errorf("rounds %d is negative", o.Rounds)
+	}
 	if o.Rate < 0 {
 		return nil, nil, fmt.Errorf("rate %g is negative", o.Rate)
 	}
@@ -88,6 +98,7 @@ func (o Options) Suite(self []string, progress io.Writer) (s *Suite, cleanup fun
 		// pools and the gateway's caches before anything is recorded.
 		Warmup:   min(o.Duration/5, time.Second),
 		Rate:     o.Rate,
+		Rounds:   o.Rounds,
 		LogLevel: o.LogLevel,
 		Dir:      dir,
 		Quick:    o.Quick,

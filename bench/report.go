@@ -152,6 +152,9 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "hookbench %s: %d CPU (%s), %s, kernel %s, %s; %d connections, %s per run after %s warm-up",
 		r.Date, m.NumCPU, orDash(m.CPU), m.GoVersion, orDash(m.Kernel), orDash(m.Hookgate),
 		r.Settings.Conns, r.Settings.Duration, r.Settings.Warmup)
+	if r.Settings.Rounds > 1 {
+		fmt.Fprintf(&b, ", %d rounds", r.Settings.Rounds)
+	}
 	if r.Settings.Quick {
 		b.WriteString(" (quick)")
 	}
@@ -196,10 +199,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if s.RoundTripsPerRequest > 0 {
 			fs = strconv.FormatFloat(s.RoundTripsPerRequest, 'f', 2, 64) + " RT"
 		}
-		row(s.Name, s.Closed, s.Open, strconv.FormatFloat(s.Ratio, 'f', 2, 64), codes, fs)
+		row(s.Name, s.Closed, s.Open, s.ratioText(), codes, fs)
 	}
 	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer). " +
-		"× bare: req/s over the bare fasthttp server's with the same body size, measured right before the scenario under the same load (the bare rows are the suite's first measurement). " +
+		"× bare: req/s over the bare fasthttp server's with the same body size, measured right before the scenario under the same load (the bare rows are the suite's first measurement); " +
+		"with several rounds, bare and scenario runs alternate, the median ratio is shown with the rounds' range in brackets, and the scenario's other columns are from the median round. " +
 		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; " +
 		"late: requests sent more than 1ms after their intended time or not sent at all. codes: the answers' `code`.\n")
 	if r.fileSinkMetricsMissing() {

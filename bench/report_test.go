@@ -35,7 +35,7 @@ func fakeReport() *Report {
 	return &Report{
 		Date:     "2026-11-26",
 		Machine:  Machine{NumCPU: 2, GoVersion: "go1.26.8", Kernel: "6.1", Hookgate: "hookgate dev"},
-		Settings: Settings{Conns: 64, Duration: 5 * time.Second, Warmup: time.Second},
+		Settings: Settings{Conns: 64, Duration: 5 * time.Second, Warmup: time.Second, Rounds: 3},
 		Baselines: []Baseline{
 			{BodyBytes: 1024, Closed: fakeResult("closed", 120000, 400*time.Microsecond, map[string]uint64{"none": 1000}),
 				Open: fakeResult("open", 60000, 300*time.Microsecond, nil)},
@@ -49,7 +49,7 @@ func fakeReport() *Report {
 			{Name: "rate_<limited>&", Sink: "http", BodyBytes: 1024, Ratio: 0.8,
 				Closed:     fakeResult("closed", 96000, 500*time.Microsecond, map[string]uint64{"800005652": 999, "0": 1}),
 				Unexpected: []string{"800006003"}},
-			{Name: "body_4m", Sink: "http", BodyBytes: 4 << 20, Ratio: 0.5,
+			{Name: "body_4m", Sink: "http", BodyBytes: 4 << 20, Ratio: 0.55, Ratios: []float64{0.62, 0.41, 0.55},
 				Closed: fakeResult("closed", 150, 400*time.Millisecond, ok)},
 			{Name: "broken", Sink: "http", BodyBytes: 1024, Error: "hookgate exited while starting: exit status 1\nlog …"},
 		},
@@ -102,7 +102,7 @@ func TestMarkdown(t *testing.T) {
 		"| scenario | req/s | × bare |", "events/fsync · Redis RT/req |",
 		"| bare (1 KB) | 120k | 1 |", "| accept_json | 36.0k | 0.30 |", "| 20.5 |",
 		"800005652 99.9%, 0 0.1% (unexpected: 800006003)", "| broken | failed: hookgate exited while starting: exit status 1 |",
-		"ms @ 18.0k/s", "| 1.2% |",
+		"ms @ 18.0k/s", "| 1.2% |", "| 0.55 (0.41–0.62) |", ", 3 rounds",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

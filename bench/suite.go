@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -33,6 +35,9 @@ type Suite struct {
 	// Rate is the open-loop arrival rate; 0 runs each scenario at half of
 	// its own closed-loop throughput.
 	Rate float64
+	// Rounds is how many times each scenario's closed-loop run is made,
+	// each right after a bare run; its ratio is the median (default 1).
+	Rounds int
 	// LogLevel is the gateway's log level.
 	LogLevel string
 	// Dir holds the generated configurations, file sinks and logs.
@@ -64,6 +69,7 @@ type Settings struct {
 	// its own closed-loop throughput.
 	Rate     float64 `json:"rate,omitempty"`
 	LogLevel string  `json:"log_level"`
+	Rounds   int     `json:"rounds,omitempty"`
 	Quick    bool    `json:"quick,omitempty"`
 }
 
@@ -87,10 +93,14 @@ type ScenarioResult struct {
 	// suite's Rate): latency under a load the gateway can carry.
 	Open *Result `json:"open,omitempty"`
 	// BareRPS is the bare server's closed-loop throughput with the same
-	// body size, measured right before this scenario.
+	// body size, measured right before Closed.
 	BareRPS float64 `json:"bare_rps_adjacent"`
-	// Ratio is Closed's throughput over BareRPS.
+	// Ratio is Closed's throughput over BareRPS. With several rounds,
+	// Closed is the round whose ratio is the median.
 	Ratio float64 `json:"ratio_to_bare"`
+	// Ratios are every round's ratio, in the order run (several rounds
+	// only).
+	Ratios []float64 `json:"ratios,omitempty"`
 	// Forwarded is the events the flow-engine sink took during the
 	// closed-loop run, its warm-up included (http sink only).
 	Forwarded uint64 `json:"forwarded,omitempty"`
@@ -152,7 +162,7 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 		Date:    time.Now().Format("2006-01-02"),
 		Machine: s.machine(),
 		Settings: Settings{Conns: s.Conns, Duration: s.Duration, Warmup: s.Warmup, Rate: s.Rate,
-			LogLevel: s.LogLevel, Quick: s.Quick},
+			LogLevel: s.LogLevel, Rounds: s.Rounds, Quick: s.Quick},
 	}
 
 	// The bare baseline, once per body size the scenarios use.
@@ -305,20 +315,40 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	}
 	// The bare server again, right before the scenario and with its body
 	// size: the machine's load drifts over a suite, and the ratio should
-	// compare runs that saw the same conditions.
+	// compare runs that saw the same conditions. With several rounds the
+	// two alternate, and the round with the median ratio is reported.
 	bareReqs, err := BareRequests(sr.BodyBytes)
 	if err != nil {
 		return fail(err)
 	}
-	adjacent, err := s.load(0).Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
-	if err != nil {
-		return fail(fmt.Errorf("bare run beside the scenario: %w", err))
-	}
-	sr.BareRPS = adjacent.RPS
 	t := Target{Addr: listen, Requests: reqs}
-	if sr.Closed, err = s.load(0).Run(ctx, t); err != nil {
-		return fail(err)
+	type round struct {
+		bare, closed *Result
+		ratio        float64
 	}
+	var rounds []round
+	for range max(s.Rounds, 1) {
+		adjacent, err := s.load(0).Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
+		if err != nil {
+			return fail(fmt.Errorf("bare run beside the scenario: %w", err))
+		}
+		closed, err := s.load(0).Run(ctx, t)
+		if err != nil {
+			return fail(err)
+		}
+		r := round{bare: adjacent, closed: closed}
+		if adjacent.RPS > 0 {
+			r.ratio = closed.RPS / adjacent.RPS
+		}
+		rounds = append(rounds, r)
+		if len(rounds) > 1 || s.Rounds > 1 {
+			sr.Ratios = append(sr.Ratios, r.ratio)
+		}
+	}
+	med := slices.Clone(rounds)
+	slices.SortFunc(med, func(a, b round) int { return cmp.Compare(a.ratio, b.ratio) })
+	pick := med[(len(med)-1)/2]
+	sr.BareRPS, sr.Closed, sr.Ratio = pick.bare.RPS, pick.closed, pick.ratio
 	if sc.Sink == SinkHTTP {
 		if n, err := sinkEvents(sinkAddr); err == nil {
 			sr.Forwarded = n - sinkBefore
@@ -338,9 +368,6 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 			sr.EventsPerFsync = (ev - before[metricSinkEvents]) / (fs - before[metricSinkFsyncs])
 		}
 	}
-	if sr.BareRPS > 0 {
-		sr.Ratio = sr.Closed.RPS / sr.BareRPS
-	}
 	if rate := s.openRate(sr.Closed.RPS); rate >= 1 {
 		if sr.Open, err = s.load(rate).Run(ctx, t); err != nil {
 			return fail(err)
@@ -352,7 +379,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		}
 	}
 	slices.Sort(sr.Unexpected)
-	line := fmt.Sprintf("%s: %.0f req/s (%.2f× bare), p99 %s", sc.Name, sr.Closed.RPS, sr.Ratio, fmtDur(sr.Closed.Latency.P99))
+	line := fmt.Sprintf("%s: %.0f req/s (%s× bare), p99 %s", sc.Name, sr.Closed.RPS, sr.ratioText(), fmtDur(sr.Closed.Latency.P99))
 	if sr.Open != nil {
 		line += fmt.Sprintf(", p99 at %.0f req/s %s", sr.Open.Rate, fmtDur(sr.Open.Latency.P99))
 	}
@@ -380,4 +407,14 @@ func (s *Suite) machine() Machine {
 		m.Hookgate = strings.TrimSpace(string(out))
 	}
 	return m
+}
+
+// ratioText is the ratio to bare with two decimals, followed by the range
+// of the rounds' ratios when there were several: "0.72 (0.66–0.78)".
+func (sr *ScenarioResult) ratioText() string {
+	t := strconv.FormatFloat(sr.Ratio, 'f', 2, 64)
+	if len(sr.Ratios) > 1 {
+		t += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(sr.Ratios), slices.Max(sr.Ratios))
+	}
+	return t
 }

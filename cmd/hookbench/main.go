@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.Scenarios, "scenarios", "", `comma-separated scenarios or "all" (default all; with -quick `+
 		fmt.Sprint(bench.QuickScenarios)+")")
 	fs.Float64Var(&o.Rate, "rate", 0, "open-loop requests/s (default: half of each scenario's closed-loop max)")
+	fs.IntVar(&o.Rounds, "rounds", 1, "closed-loop runs per scenario, each beside a bare run; the median ratio is reported")
 	fs.BoolVar(&o.Quick, "quick", false, "smoke run: 1s per run, few scenarios")
 	fs.StringVar(&o.LogLevel, "log-level", "warn", "the gateway's log level")
 	fs.StringVar(&o.WorkDir, "workdir", "", "where to make the run's temporary directory (default: the system's)")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func TestSuiteSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, self, "-hookgate", gw, "-quick", "-scenarios", "accept_json,unknown_url",
-		"-duration", "500ms", "-conns", "8", "-out", results, "-workdir", dir)
+		"-duration", "500ms", "-conns", "8", "-rounds", "3", "-out", results, "-workdir", dir)
 	cmd.Env = append(os.Environ(), runAsMain+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -77,7 +78,7 @@ func TestSuiteSmoke(t *testing.T) {
 	if err := json.Unmarshal(data, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Machine.NumCPU == 0 || rep.Machine.GoVersion == "" || !rep.Settings.Quick || rep.Settings.Conns != 8 {
+	if rep.Machine.NumCPU == 0 || rep.Machine.GoVersion == "" || !rep.Settings.Quick || rep.Settings.Conns != 8 || rep.Settings.Rounds != 3 {
 		t.Fatalf("machine/settings: %+v %+v", rep.Machine, rep.Settings)
 	}
 	if len(rep.Baselines) != 1 || rep.Baselines[0].Closed.RPS <= 0 {
@@ -97,6 +98,10 @@ func TestSuiteSmoke(t *testing.T) {
 		}
 		if len(c.Codes) != 1 || c.Codes[wantCode[s.Name]] != c.Answers || len(s.Unexpected) != 0 || len(c.Errors) != 0 {
 			t.Errorf("%s: codes %v, errors %v", s.Name, c.Codes, c.Errors)
+		}
+		// Three rounds, and the one reported is their median.
+		if len(s.Ratios) != 3 || s.Ratio != slices.Sorted(slices.Values(s.Ratios))[1] || s.Ratio != c.RPS/s.BareRPS {
+			t.Errorf("%s: ratio %g of rounds %v (%g / %g)", s.Name, s.Ratio, s.Ratios, c.RPS, s.BareRPS)
 		}
 		if s.Open == nil || s.Open.Sent == 0 || s.Open.Rate <= 0 {
 			t.Errorf("%s: no open-loop run: %+v", s.Name, s.Open)
