@@ -59,6 +59,9 @@ type Load struct {
 	// LateAfter is how far past its intended time an open-loop request may
 	// be sent before it counts as late. Default 1ms.
 	LateAfter time.Duration
+	// AtWindow, when set, is called as the measured window opens, on a
+	// goroutine of its own.
+	AtWindow func()
 }
 
 // Result is one run's numbers.
@@ -318,6 +321,17 @@ func (l Load) Run(ctx context.Context, t Target) (*Result, error) {
 	sched := Schedule{Rate: l.Rate, Conns: l.Conns}
 	var wg sync.WaitGroup
 	t0 := time.Now()
+	if l.AtWindow != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-time.After(warm):
+			case <-ctx.Done():
+			}
+			l.AtWindow()
+		}()
+	}
 	for i, w := range workers {
 		wg.Add(1)
 		go func() {

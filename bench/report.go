@@ -160,20 +160,20 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\n\n")
 	fsync := r.hasEventsPerFsync()
-	b.WriteString("| scenario | req/s | × bare | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | late | codes | errors |")
+	b.WriteString("| scenario | req/s | × bare | CPU/req · bare's (×) | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | late | codes | errors |")
 	if fsync {
 		b.WriteString(" events/fsync · Redis RT/req |")
 	}
-	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	if fsync {
 		b.WriteString("--:|")
 	}
 	b.WriteString("\n")
-	row := func(name string, c, o *Result, ratio string, codes string, fsyncCell string) {
+	row := func(name string, c, o *Result, ratio, cpu, codes, fsyncCell string) {
 		p := c.Latency
 		op, late := fmtOpen(o)
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
-			name, fmtRate(c.RPS), ratio, fmtDur(p.P50), fmtDur(p.P90), fmtDur(p.P99), fmtDur(p.P999), fmtDur(p.Max),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+			name, fmtRate(c.RPS), ratio, cpu, fmtDur(p.P50), fmtDur(p.P90), fmtDur(p.P99), fmtDur(p.P999), fmtDur(p.Max),
 			op, late, codes, fmtErrors(c))
 		if fsync {
 			fmt.Fprintf(&b, " %s |", fsyncCell)
@@ -181,7 +181,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	for _, bl := range r.Baselines {
-		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, bl.Open, "1", "HTTP "+fmtCounts(bl.Closed.Status), "")
+		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, bl.Open, "1", "", "HTTP "+fmtCounts(bl.Closed.Status), "")
 	}
 	for _, s := range r.Scenarios {
 		if s.Closed == nil {
@@ -199,11 +199,19 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if s.RoundTripsPerRequest > 0 {
 			fs = strconv.FormatFloat(s.RoundTripsPerRequest, 'f', 2, 64) + " RT"
 		}
-		row(s.Name, s.Closed, s.Open, s.ratioText(), codes, fs)
+		cpu := ""
+		if s.GatewayCPU > 0 {
+			cpu = fmt.Sprintf("%s · %s (%.2f)", fmtDur(s.GatewayCPU), fmtDur(s.BareCPU), s.CPURatio)
+			if s.SinkCPU > 0 {
+				cpu += fmt.Sprintf(" + sink %s", fmtDur(s.SinkCPU))
+			}
+		}
+		row(s.Name, s.Closed, s.Open, s.ratioText(), cpu, codes, fs)
 	}
 	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer). " +
 		"× bare: req/s over the bare fasthttp server's with the same body size, measured right before the scenario under the same load (the bare rows are the suite's first measurement); " +
 		"with several rounds, bare and scenario runs alternate, the median ratio is shown with the rounds' range in brackets, and the scenario's other columns are from the median round. " +
+		"CPU/req: the gateway process's CPU time (user + system) per answered request in the closed-loop run, then the bare server's in the run beside it, and in brackets bare's over the gateway's (medians over the rounds); neighbours' load moves it far less than req/s. + sink: the flow-engine sink's CPU per event. " +
 		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; " +
 		"late: requests sent more than 1ms after their intended time or not sent at all. codes: the answers' `code`.\n")
 	if r.fileSinkMetricsMissing() {

@@ -46,6 +46,10 @@ type Suite struct {
 	Quick bool
 	// Progress gets one line per finished run; nil discards them.
 	Progress io.Writer
+
+	// barePID and sinkPID are the helper servers' processes, whose CPU
+	// time the scenarios measure.
+	barePID, sinkPID int
 }
 
 // Machine describes where the suite ran.
@@ -101,6 +105,16 @@ type ScenarioResult struct {
 	// Ratios are every round's ratio, in the order run (several rounds
 	// only).
 	Ratios []float64 `json:"ratios,omitempty"`
+	// CPU time per answered request in the closed-loop runs, the median
+	// over the rounds: the gateway's, the flow-engine sink's (http sink
+	// scenarios), and the bare server's in the run beside each. CPURatio
+	// is BareCPU over GatewayCPU: the share of the bare server's
+	// efficiency the gateway keeps, a measure the neighbours' load moves
+	// far less than throughput. Zero where /proc is not there to read.
+	GatewayCPU time.Duration `json:"gateway_cpu_per_request_ns,omitempty"`
+	SinkCPU    time.Duration `json:"sink_cpu_per_request_ns,omitempty"`
+	BareCPU    time.Duration `json:"bare_cpu_per_request_ns,omitempty"`
+	CPURatio   float64       `json:"cpu_ratio_to_bare,omitempty"`
 	// Forwarded is the events the flow-engine sink took during the
 	// closed-loop run, its warm-up included (http sink only).
 	Forwarded uint64 `json:"forwarded,omitempty"`
@@ -177,6 +191,7 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 		return nil, err
 	}
 	defer bare.stop(10 * time.Second)
+	s.barePID = bare.cmd.Process.Pid
 	if err := s.baselines(ctx, rep, sizes, bareAddr); err != nil {
 		return nil, err
 	}
@@ -190,6 +205,7 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 		}
 		defer sink.stop(10 * time.Second)
 		sinkAddr = addr
+		s.sinkPID = sink.cmd.Process.Pid
 	}
 
 	for i := range s.Scenarios {
@@ -327,14 +343,33 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		ratio        float64
 	}
 	var rounds []round
+	var gwCPU, sinkCPU, bareCPU []time.Duration
 	for range max(s.Rounds, 1) {
-		adjacent, err := s.load(0).Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
+		bm := newCPUMeter(s.barePID)
+		bl := s.load(0)
+		bl.AtWindow = bm.Start
+		adjacent, err := bl.Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
 		if err != nil {
 			return fail(fmt.Errorf("bare run beside the scenario: %w", err))
 		}
-		closed, err := s.load(0).Run(ctx, t)
+		bareUsed := bm.Stop()
+		pids := []int{gw.cmd.Process.Pid}
+		if sc.Sink == SinkHTTP {
+			pids = append(pids, s.sinkPID)
+		}
+		gm := newCPUMeter(pids...)
+		gl := s.load(0)
+		gl.AtWindow = gm.Start
+		closed, err := gl.Run(ctx, t)
 		if err != nil {
 			return fail(err)
+		}
+		if used := gm.Stop(); used != nil && bareUsed != nil {
+			bareCPU = append(bareCPU, perRequest(bareUsed[0], adjacent.Answers))
+			gwCPU = append(gwCPU, perRequest(used[0], closed.Answers))
+			if len(used) > 1 {
+				sinkCPU = append(sinkCPU, perRequest(used[1], closed.Answers))
+			}
 		}
 		r := round{bare: adjacent, closed: closed}
 		if adjacent.RPS > 0 {
@@ -344,6 +379,10 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		if len(rounds) > 1 || s.Rounds > 1 {
 			sr.Ratios = append(sr.Ratios, r.ratio)
 		}
+	}
+	sr.GatewayCPU, sr.SinkCPU, sr.BareCPU = median(gwCPU), median(sinkCPU), median(bareCPU)
+	if sr.GatewayCPU > 0 {
+		sr.CPURatio = float64(sr.BareCPU) / float64(sr.GatewayCPU)
 	}
 	med := slices.Clone(rounds)
 	slices.SortFunc(med, func(a, b round) int { return cmp.Compare(a.ratio, b.ratio) })
@@ -380,6 +419,9 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	}
 	slices.Sort(sr.Unexpected)
 	line := fmt.Sprintf("%s: %.0f req/s (%s× bare), p99 %s", sc.Name, sr.Closed.RPS, sr.ratioText(), fmtDur(sr.Closed.Latency.P99))
+	if sr.GatewayCPU > 0 {
+		line += fmt.Sprintf(", CPU/req %s (bare %s, %.2f×)", fmtDur(sr.GatewayCPU), fmtDur(sr.BareCPU), sr.CPURatio)
+	}
 	if sr.Open != nil {
 		line += fmt.Sprintf(", p99 at %.0f req/s %s", sr.Open.Rate, fmtDur(sr.Open.Latency.P99))
 	}
@@ -417,4 +459,14 @@ func (sr *ScenarioResult) ratioText() string {
 		t += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(sr.Ratios), slices.Max(sr.Ratios))
 	}
 	return t
+}
+
+// median returns the median of ds (the lower of the middle two), 0 for
+// none.
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(ds))
+	return s[(len(s)-1)/2]
 }

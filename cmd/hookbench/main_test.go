@@ -103,6 +103,13 @@ func TestSuiteSmoke(t *testing.T) {
 		if len(s.Ratios) != 3 || s.Ratio != slices.Sorted(slices.Values(s.Ratios))[1] || s.Ratio != c.RPS/s.BareRPS {
 			t.Errorf("%s: ratio %g of rounds %v (%g / %g)", s.Name, s.Ratio, s.Ratios, c.RPS, s.BareRPS)
 		}
+		// CPU per request, read from /proc, for the gateway and the bare
+		// server; the sink's for the scenario that forwards.
+		if _, err := os.Stat("/proc/self/stat"); err == nil {
+			if s.GatewayCPU <= 0 || s.BareCPU <= 0 || s.CPURatio <= 0 || (s.Name == "accept_json") != (s.SinkCPU > 0) {
+				t.Errorf("%s: CPU per request %v, bare %v, ratio %g, sink %v", s.Name, s.GatewayCPU, s.BareCPU, s.CPURatio, s.SinkCPU)
+			}
+		}
 		if s.Open == nil || s.Open.Sent == 0 || s.Open.Rate <= 0 {
 			t.Errorf("%s: no open-loop run: %+v", s.Name, s.Open)
 		}
