@@ -80,9 +80,9 @@ func (a *Admin) SetReloadResult(err error) {
 // Handle serves one admin request.
 func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
 	if a.token != nil {
-		auth := ctx.Request.Header.PeekBytes(strAuthorization)
+		auth := ctx.Request.Header.PeekCanonical(strAuthorization)
 		if !bytes.HasPrefix(auth, strBearerPrefix) || !constantTimeEqual(auth[len(strBearerPrefix):], a.token) {
-			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			ctx.Response.Header.SetCanonical(strWWWAuthenticate, strBearerChallenge)
 			ctx.Error("unauthorized\n", fasthttp.StatusUnauthorized)
 			return
 		}

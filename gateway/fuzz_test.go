@@ -162,3 +162,24 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTargetPath: the path read from any request-target is a piece of it
+// that holds no query or fragment, the whole target's start for the
+// origin form.
+func FuzzTargetPath(f *testing.F) {
+	for _, s := range []string{"/webhook/flow/abc?x=1", "http://h/webhook/flow/a#f", "*", "", "https://", "//x/y"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, uri []byte) {
+		p := targetPath(uri)
+		if !bytes.Contains(uri, p) || bytes.ContainsAny(p, "?#") {
+			t.Fatalf("targetPath(%q) = %q", uri, p)
+		}
+		if len(uri) > 0 && uri[0] == '/' && !bytes.HasPrefix(uri, p) {
+			t.Fatalf("targetPath(%q) = %q, not its start", uri, p)
+		}
+		if len(p) > 0 && p[0] != '/' {
+			t.Fatalf("targetPath(%q) = %q, not a path", uri, p)
+		}
+	})
+}

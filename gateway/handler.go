@@ -164,10 +164,14 @@ func (in *reqInput) Query(name string) []byte  { return in.ctx.QueryArgs().Peek(
 // (and the janitor hands the memory back once such bodies stop coming).
 const maxPooledBody = 1 << 20
 
+// Header names in fasthttp's canonical form (each word capitalized, the
+// rest in lower case), so that the request path can peek and set them
+// without normalizing a copy first (PeekCanonical, SetCanonical); a test
+// checks each against fasthttp's own normalization.
 var (
 	strApplicationJSON = []byte("application/json")
 	strRetryAfter      = []byte("Retry-After")
-	strWWWAuthenticate = []byte("WWW-Authenticate")
+	strWWWAuthenticate = []byte("Www-Authenticate")
 	strBearerChallenge = []byte(`Bearer realm="hookgate"`)
 	strAllow           = []byte("Allow")
 	strPOST            = []byte("POST")
@@ -176,7 +180,7 @@ var (
 	strClientToken     = []byte("Client-Token")
 	strLoop            = []byte("Hookgate-Loop")
 	strXFF             = []byte("X-Forwarded-For")
-	strXRealIP         = []byte("X-Real-IP")
+	strXRealIP         = []byte("X-Real-Ip")
 	strWebhookPrefix   = []byte(webhookPrefix)
 )
 
@@ -306,12 +310,15 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 
 	// 1. Method.
 	if !ctx.IsPost() {
-		ctx.Response.Header.SetBytesKV(strAllow, strPOST)
+		ctx.Response.Header.SetCanonical(strAllow, strPOST)
 		fail(ErrMethod)
 		return
 	}
-	// 2. Token.
-	path := ctx.Path()
+	// 2. Token, from the request-target as sent: parsing and normalizing
+	// the URI costs more than every other header check together, and a
+	// webhook URL is matched exactly, not after percent-decoding or
+	// resolving dot segments.
+	path := targetPath(ctx.RequestURI())
 	if !bytes.HasPrefix(path, strWebhookPrefix) {
 		fail(ErrNotFound)
 		return
@@ -329,7 +336,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	}
 	// 4. IP allow-list. The client address is needed for the event too.
 	hdr := &ctx.Request.Header
-	client := clientAddr(peerAddr(ctx.RemoteIP()), rs.trusted, hdr.PeekBytes(strXFF), hdr.PeekBytes(strXRealIP))
+	client := clientAddr(peerAddr(ctx.RemoteIP()), rs.trusted, hdr.PeekCanonical(strXFF), hdr.PeekCanonical(strXRealIP))
 	out.client = client
 	if len(r.allow) > 0 && !r.allow.contains(client) {
 		fail(ErrIPNotAllow)
@@ -337,9 +344,9 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	}
 	// 5. Credential.
 	if r.credential != nil {
-		auth := hdr.PeekBytes(strAuthorization)
+		auth := hdr.PeekCanonical(strAuthorization)
 		if !bytes.HasPrefix(auth, strBearerPrefix) || !constantTimeEqual(auth[len(strBearerPrefix):], r.credential) {
-			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			ctx.Response.Header.SetCanonical(strWWWAuthenticate, strBearerChallenge)
 			fail(ErrCredential)
 			return
 		}
@@ -351,14 +358,14 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		st.input.ctx = ctx
 		if err := r.verifier.Begin(&st.sig, &st.input, now.UnixNano()); err != nil {
 			out.reason = err.Error()
-			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			ctx.Response.Header.SetCanonical(strWWWAuthenticate, strBearerChallenge)
 			fail(ErrCredential)
 			return
 		}
 		st.sigActive = true
 	}
 	// 6. Loop marker.
-	loopIn := hdr.PeekBytes(strLoop)
+	loopIn := hdr.PeekCanonical(strLoop)
 	if loops(loopIn, r.loopSelf) {
 		fail(ErrLoop)
 		return
@@ -392,7 +399,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		if err := st.sig.Finish(); err != nil {
 			out.reason = err.Error()
 			out.bodyLen = len(st.body)
-			ctx.Response.Header.SetBytesKV(strWWWAuthenticate, strBearerChallenge)
+			ctx.Response.Header.SetCanonical(strWWWAuthenticate, strBearerChallenge)
 			fail(ErrCredential)
 			return
 		}
@@ -413,7 +420,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		return
 	}
 	// 12. Client-Token.
-	clientToken := hdr.PeekBytes(strClientToken)
+	clientToken := hdr.PeekCanonical(strClientToken)
 	if len(clientToken) == 0 && r.verifier != nil {
 		// A signed delivery id (standard-webhooks' webhook-id) serves
 		// as the idempotency key when no Client-Token is sent.
@@ -471,6 +478,33 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	st.resp = appendAccepted(st.resp[:0], st.eventID)
 	g.answer(ctx, fasthttp.StatusOK, st.resp)
 }
+
+// targetPath returns the path of an HTTP request-target: origin form
+// ("/p?q") up to its query, or the path of an absolute form
+// ("http://host/p?q"); empty when there is none.
+func targetPath(uri []byte) []byte {
+	if len(uri) > 0 && uri[0] != '/' {
+		// Absolute form: the path starts at the first '/' after "//".
+		i := bytes.Index(uri, strSchemeSep)
+		if i < 0 {
+			return nil
+		}
+		uri = uri[i+len(strSchemeSep):]
+		j := bytes.IndexByte(uri, '/')
+		if j < 0 {
+			return nil
+		}
+		uri = uri[j:]
+	}
+	for i, c := range uri {
+		if c == '?' || c == '#' {
+			return uri[:i]
+		}
+	}
+	return uri
+}
+
+var strSchemeSep = []byte("://")
 
 // readBody reads the request body into st.body through a limit of max+1
 // bytes, so a body without Content-Length can't exceed the cap either.
@@ -550,7 +584,7 @@ func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, st *reqState, e *Refusal, wai
 			secs = 1
 		}
 		st.scratch = strconv.AppendInt(st.scratch[:0], secs, 10)
-		ctx.Response.Header.SetBytesKV(strRetryAfter, st.scratch)
+		ctx.Response.Header.SetCanonical(strRetryAfter, st.scratch)
 	}
 	g.answer(ctx, e.Status, e.body)
 }
@@ -613,19 +647,20 @@ func (g *Gateway) account(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) 
 		stats = out.r.stats
 	}
 	stats.inc(slot)
-	latency := time.Since(ctx.Time())
+	now := time.Now()
+	latency := now.Sub(ctx.Time())
 	g.m.duration.observe(latency)
 	if out.bodyLen > 0 {
 		g.m.bodyBytes.Add(float64(out.bodyLen))
 	}
-	g.logRequest(st, out, stats, slot, latency)
+	g.logRequest(st, out, stats, slot, now, latency)
 }
 
 // logRequest writes the request's one log line: accepted events, keyword
 // misses and duplicates at info, refusals at debug, failures (5xx) at
 // error; sampled per (automation, outcome); never a token, credential or
 // body.
-func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot int, latency time.Duration) {
+func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot int, now time.Time, latency time.Duration) {
 	lvl := zapcore.InfoLevel
 	switch {
 	case out.status >= 500:
@@ -636,7 +671,7 @@ func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot
 	if !g.log.Core().Enabled(lvl) {
 		return
 	}
-	if !stats.sampler[slot].allow(time.Now().Unix(), g.sampleFirst, g.sampleThereafter) {
+	if !stats.sampler[slot].allow(now.Unix(), g.sampleFirst, g.sampleThereafter) {
 		g.m.logSampled.Inc()
 		return
 	}

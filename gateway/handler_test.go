@@ -152,6 +152,16 @@ func TestHandlerPaths(t *testing.T) {
 		{"credential", "POST", hTokCred, bodyProduct, []string{"Authorization", "Bearer x"}, 401, 800005649},
 		{"loop", "POST", hTokCred, bodyProduct, []string{"Authorization", bearer, "Hookgate-Loop", "x,cred"}, 508, 800005646},
 		{"invalid json", "POST", hTokCred, []byte(`{"product":`), []string{"Authorization", bearer}, 400, 800006003},
+		// The token is matched as sent: a query after it is fine, a
+		// percent-encoded or extended token names no automation.
+		{"query", "POST", hTokText + "?source=erp&x=%2F", bodyRobot, nil, 200, 0},
+		{"fragment", "POST", hTokText + "#x", bodyRobot, nil, 200, 0},
+		{"encoded", "POST", "%" + fmt.Sprintf("%X", hTokText[0]) + hTokText[1:], bodyRobot, nil, 404, 800004404},
+		{"extended", "POST", hTokText + "/x", bodyRobot, nil, 404, 800004404},
+		// Credentials and loop markers are found whatever case the
+		// caller writes their names in.
+		{"header case", "POST", hTokCred, bodyProduct, []string{"AUTHORIZATION", bearer}, 200, 0},
+		{"loop case", "POST", hTokCred, bodyProduct, []string{"Authorization", bearer, "hookgate-LOOP", "cred"}, 508, 800005646},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,6 +171,44 @@ func TestHandlerPaths(t *testing.T) {
 				t.Fatalf("got %d %d, want %d %d: %s", status, code, tc.status, tc.code, c.ctx.Response.Body())
 			}
 		})
+	}
+}
+
+// TestTargetPath reads the path out of every request-target form.
+func TestTargetPath(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"/webhook/flow/abc", "/webhook/flow/abc"},
+		{"/webhook/flow/abc?x=1", "/webhook/flow/abc"},
+		{"/webhook/flow/abc#f", "/webhook/flow/abc"},
+		{"/webhook/flow/abc?x=/webhook/flow/zzz", "/webhook/flow/abc"},
+		{"http://gw.example.com/webhook/flow/abc?x", "/webhook/flow/abc"},
+		{"https://gw.example.com:8443/webhook/flow/abc", "/webhook/flow/abc"},
+		{"http://gw.example.com", ""},
+		{"*", ""},
+		{"", ""},
+		{"?x", ""},
+	} {
+		if got := string(targetPath([]byte(c.in))); got != c.want {
+			t.Errorf("targetPath(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// TestCanonicalHeaderNames checks the header names the request path
+// peeks and sets without normalizing against fasthttp's normalization:
+// one spelled otherwise would never be found.
+func TestCanonicalHeaderNames(t *testing.T) {
+	for _, k := range [][]byte{strRetryAfter, strWWWAuthenticate, strAllow, strAuthorization,
+		strClientToken, strLoop, strXFF, strXRealIP} {
+		var h fasthttp.RequestHeader
+		h.Set(strings.ToLower(string(k)), "v")
+		var got []string
+		for key := range h.All() {
+			got = append(got, string(key))
+		}
+		if len(got) != 1 || got[0] != string(k) {
+			t.Errorf("%q is not canonical: fasthttp writes %q", k, got)
+		}
 	}
 }
 
