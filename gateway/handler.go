@@ -656,18 +656,28 @@ func (g *Gateway) account(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) 
 	g.logRequest(st, out, stats, slot, now, latency)
 }
 
+// logLevel is the level of a request's log line: info for what was
+// decided on its merits (accepted, keyword miss, duplicate), debug for
+// refusals, the loop guard's 508 among them, and error for failures (the
+// other 5xx: the flow engine or the state store failed, a panic).
+func logLevel(out *outcome) zapcore.Level {
+	switch {
+	case out.code == ErrLoop.Code:
+		return zapcore.DebugLevel
+	case out.status >= 500:
+		return zapcore.ErrorLevel
+	case out.status >= 400:
+		return zapcore.DebugLevel
+	}
+	return zapcore.InfoLevel
+}
+
 // logRequest writes the request's one log line: accepted events, keyword
 // misses and duplicates at info, refusals at debug, failures (5xx) at
 // error; sampled per (automation, outcome); never a token, credential or
 // body.
 func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot int, now time.Time, latency time.Duration) {
-	lvl := zapcore.InfoLevel
-	switch {
-	case out.status >= 500:
-		lvl = zapcore.ErrorLevel
-	case out.status >= 400:
-		lvl = zapcore.DebugLevel
-	}
+	lvl := logLevel(out)
 	if !g.log.Core().Enabled(lvl) {
 		return
 	}

@@ -174,6 +174,23 @@ func TestHandlerPaths(t *testing.T) {
 	}
 }
 
+// TestLogLevel: refusals, 508 included, log at debug; only failures at
+// error.
+func TestLogLevel(t *testing.T) {
+	for _, c := range []struct {
+		e    *Refusal
+		want zapcore.Level
+	}{
+		{ErrLoop, zapcore.DebugLevel}, {ErrCredential, zapcore.DebugLevel}, {ErrRateLimited, zapcore.DebugLevel},
+		{ErrNotFound, zapcore.DebugLevel}, {ErrUnavailable, zapcore.ErrorLevel},
+		{&Refusal{Code: CodeOK, Status: 200}, zapcore.InfoLevel},
+	} {
+		if got := logLevel(&outcome{code: c.e.Code, status: c.e.Status}); got != c.want {
+			t.Errorf("code %d status %d logs at %v, want %v", c.e.Code, c.e.Status, got, c.want)
+		}
+	}
+}
+
 // TestTargetPath reads the path out of every request-target form.
 func TestTargetPath(t *testing.T) {
 	for _, c := range []struct{ in, want string }{

@@ -21,6 +21,7 @@ func BenchmarkHandler(b *testing.B) {
 		{"keyword-miss-1KiB", hTokCred, miss, []string{"Authorization", bearer}},
 		{"accept-1KiB", hTokCred, hit, []string{"Authorization", bearer}},
 		{"401", hTokCred, miss, []string{"Authorization", "Bearer nope"}},
+		{"508", hTokCred, miss, []string{"Authorization", bearer, "Hookgate-Loop", "a,b,cred"}},
 		{"404", "nope-0123456789abcdefghijk", miss, nil},
 		{"403-disabled", hTokOff, miss, nil},
 	} {
