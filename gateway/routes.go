@@ -74,6 +74,7 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 			oldTable[r.table] = r.tableLimit
 		}
 	}
+	matchers := matcherCache{}
 	for _, t := range cfg.Tables {
 		tableRPS := t.RPS
 		if tableRPS == 0 {
@@ -86,7 +87,7 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 			tb.SetRate(tableRPS)
 		}
 		for _, a := range t.Automations {
-			r, err := compileAutomation(cfg, t.ID, &a)
+			r, err := compileAutomation(cfg, t.ID, &a, matchers)
 			if err != nil {
 				return nil, err
 			}
@@ -119,8 +120,27 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 	return rs, nil
 }
 
-func compileAutomation(cfg *Config, table string, a *Automation) (*route, error) {
-	m, err := matcher.Compile(a.Keywords, a.KeywordsIgnoreCase)
+// matcherCache shares one compiled Matcher (immutable, safe for
+// concurrent use) among the automations of a configuration that have the
+// same keywords: fleets built from a template repeat keyword sets, and a
+// shared matcher costs its memory once and stays warm in the cache.
+type matcherCache map[string]*matcher.Matcher
+
+func (c matcherCache) compile(keywords []string, ignoreCase bool) (*matcher.Matcher, error) {
+	key := fmt.Sprintf("%t%q", ignoreCase, keywords)
+	if m := c[key]; m != nil {
+		return m, nil
+	}
+	m, err := matcher.Compile(keywords, ignoreCase)
+	if err != nil {
+		return nil, err
+	}
+	c[key] = m
+	return m, nil
+}
+
+func compileAutomation(cfg *Config, table string, a *Automation, matchers matcherCache) (*route, error) {
+	m, err := matchers.compile(a.Keywords, a.KeywordsIgnoreCase)
 	if err != nil {
 		return nil, fmt.Errorf("automation %q: keywords: %w", a.ID, err)
 	}
