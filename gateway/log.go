@@ -46,20 +46,42 @@ func millis(d time.Duration, enc zapcore.PrimitiveArrayEncoder) {
 // first `first` lines of each second are written, then every
 // `thereafter`-th (none when thereafter is 0). A flood of refusals thus
 // writes a bounded number of lines per second, while the request counters
-// still count every request. It takes no lock: a rare race at the second's
-// boundary may let a line more or less through.
+// still count every request.
+//
+// The second and the count of lines in it share one word, changed by
+// compare-and-swap, so the bound is exact under any concurrency: only the
+// first call of a later second starts a new count, and a call that comes
+// late with an earlier second counts in the current one instead of
+// restarting it.
 type sampler struct {
-	second atomic.Int64
-	n      atomic.Int64
+	word atomic.Uint64 // second<<sampleCountBits | lines counted in it
 }
+
+const (
+	sampleCountBits = 24
+	sampleCountMax  = 1<<sampleCountBits - 1
+)
 
 // allow reports whether a line at unix second sec may be written.
 func (s *sampler) allow(sec int64, first, thereafter int64) bool {
-	if s.second.Load() != sec {
-		s.second.Store(sec)
-		s.n.Store(0)
+	var n int64
+	for {
+		old := s.word.Load()
+		cur, c := int64(old>>sampleCountBits), int64(old&sampleCountMax)
+		next := old
+		switch {
+		case sec > cur:
+			c = 1
+			next = uint64(sec)<<sampleCountBits | 1
+		case c < sampleCountMax:
+			c++
+			next = old + 1
+		}
+		if next == old || s.word.CompareAndSwap(old, next) {
+			n = c
+			break
+		}
 	}
-	n := s.n.Add(1)
 	if n <= first {
 		return true
 	}
