@@ -72,6 +72,17 @@ var (
 	ErrUnavailable = newRefusal(CodeUnavailable, fasthttp.StatusServiceUnavailable, "flow engine unavailable — retry later")
 )
 
+// refusals lists every Refusal once; metrics give each a slot in this
+// order.
+var refusals = [...]*Refusal{ErrMethod, ErrNotFound, ErrDisabled, ErrIPNotAllow, ErrCredential,
+	ErrLoop, ErrTooLarge, ErrRateLimited, ErrInvalidJSON, ErrInFlight, ErrUnavailable}
+
+// failure reports whether a refusal's code says the gateway failed to do
+// its part (the flow engine or the state store did not answer, or a
+// panic) rather than refusing the request on its merits. The loop
+// guard's 508 is a refusal, for all its 5xx status.
+func failure(c Code) bool { return c == CodeUnavailable }
+
 // Refusals lists every refusal, for tests and documentation.
 var Refusals = []*Refusal{
 	ErrMethod, ErrNotFound, ErrDisabled, ErrIPNotAllow, ErrCredential, ErrLoop,

@@ -602,8 +602,7 @@ func constantTimeEqual(a, b []byte) bool {
 
 // slotOf maps a request's outcome to its counter slot.
 func slotOf(out *outcome) int {
-	switch out.code {
-	case CodeOK:
+	if out.code == CodeOK {
 		switch out.reason {
 		case reasonKeywordMiss:
 			return slotKeywordMiss
@@ -611,28 +610,13 @@ func slotOf(out *outcome) int {
 			return slotDuplicate
 		}
 		return slotTriggered
-	case CodeMethodNotAllowed:
-		return slotMethod
-	case CodeNotFound:
-		return slotNotFound
-	case CodeDisabled:
-		return slotDisabled
-	case CodeIPNotAllowed:
-		return slotIP
-	case CodeCredential:
-		return slotCredential
-	case CodeLoop:
-		return slotLoop
-	case CodeTooLarge:
-		return slotTooLarge
-	case CodeRateLimited:
-		return slotRateLimited
-	case CodeInvalidJSON:
-		return slotInvalidJSON
-	case CodeInFlight:
-		return slotInFlight
 	}
-	return slotUnavailable
+	for i, r := range refusals {
+		if r.Code == out.code {
+			return slotRefusals + i
+		}
+	}
+	return nSlots - 1 // refusals ends with ErrUnavailable
 }
 
 const (
@@ -659,20 +643,17 @@ func (g *Gateway) account(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) 
 	g.logRequest(st, out, stats, slot, start.Add(latency), latency)
 }
 
-// logLevel is the level of a request's log line: info for what was
-// decided on its merits (accepted, keyword miss, duplicate), debug for
-// refusals, the loop guard's 508 among them, and error for failures (the
-// other 5xx: the flow engine or the state store failed, a panic).
+// logLevel is the level of a request's log line: info for code 0
+// (accepted, keyword miss, duplicate), error for failures, debug for
+// every other refusal, the loop guard's 508 among them.
 func logLevel(out *outcome) zapcore.Level {
 	switch {
-	case out.code == ErrLoop.Code:
-		return zapcore.DebugLevel
-	case out.status >= 500:
+	case out.code == CodeOK:
+		return zapcore.InfoLevel
+	case failure(out.code):
 		return zapcore.ErrorLevel
-	case out.status >= 400:
-		return zapcore.DebugLevel
 	}
-	return zapcore.InfoLevel
+	return zapcore.DebugLevel
 }
 
 // logRequest writes the request's one log line: accepted events, keyword

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"math/bits"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,58 +28,32 @@ import (
 // client_golang's histogram is lock-free (VictoriaMetrics' takes a mutex
 // per update) and exposes standard `le` buckets for histogram_quantile.
 
-// outcome slots: what a request ended with, one counter each per automation.
+// outcome slots: what a request ended with, one counter each per
+// automation. The three outcomes of code 0 come first, then one slot per
+// Refusal, in the order of the refusals table.
 const (
 	slotTriggered = iota
 	slotKeywordMiss
 	slotDuplicate
-	slotMethod
-	slotNotFound
-	slotDisabled
-	slotIP
-	slotCredential
-	slotLoop
-	slotTooLarge
-	slotRateLimited
-	slotInvalidJSON
-	slotInFlight
-	slotUnavailable
-	nSlots
+	slotRefusals
+	nSlots = slotRefusals + len(refusals)
 )
 
-var slotLabels = [nSlots][2]string{
-	{"0", "triggered"}, {"0", "keyword_miss"}, {"0", "duplicate"},
-	{"800004405", "refused"}, {"800004404", "refused"}, {"800004509", "refused"},
-	{"800005650", "refused"}, {"800005649", "refused"}, {"800005646", "refused"},
-	{"800005647", "refused"}, {"800005652", "refused"}, {"800006003", "refused"},
-	{"800005653", "refused"}, {"800005660", "failed"},
-}
-
-func slotOfRefusal(e *Refusal) int {
-	switch e {
-	case ErrMethod:
-		return slotMethod
-	case ErrNotFound:
-		return slotNotFound
-	case ErrDisabled:
-		return slotDisabled
-	case ErrIPNotAllow:
-		return slotIP
-	case ErrCredential:
-		return slotCredential
-	case ErrLoop:
-		return slotLoop
-	case ErrTooLarge:
-		return slotTooLarge
-	case ErrRateLimited:
-		return slotRateLimited
-	case ErrInvalidJSON:
-		return slotInvalidJSON
-	case ErrInFlight:
-		return slotInFlight
+// slotLabels are each slot's code and result labels, derived from the
+// refusals table so that no code is spelled twice.
+var slotLabels = func() (l [nSlots][2]string) {
+	l[slotTriggered] = [2]string{"0", "triggered"}
+	l[slotKeywordMiss] = [2]string{"0", "keyword_miss"}
+	l[slotDuplicate] = [2]string{"0", "duplicate"}
+	for i, r := range refusals {
+		result := "refused"
+		if failure(r.Code) {
+			result = "failed"
+		}
+		l[slotRefusals+i] = [2]string{strconv.Itoa(int(r.Code)), result}
 	}
-	return slotUnavailable
-}
+	return l
+}()
 
 // metrics holds the gateway's collectors.
 type metrics struct {

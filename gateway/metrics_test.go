@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -42,4 +43,25 @@ func TestLatencyHistogram(t *testing.T) {
 		}
 	}
 	_ = dto.MetricType_HISTOGRAM
+}
+
+// TestSlotLabels: every refusal's outcome is counted under its own code,
+// as failed only when the gateway failed, and the code-0 outcomes under
+// theirs.
+func TestSlotLabels(t *testing.T) {
+	for _, r := range refusals {
+		l := slotLabels[slotOf(&outcome{code: r.Code, status: r.Status})]
+		want := "refused"
+		if r == ErrUnavailable {
+			want = "failed"
+		}
+		if l[0] != fmt.Sprint(int(r.Code)) || l[1] != want {
+			t.Errorf("%d counts as %v, want [%d %s]", r.Code, l, r.Code, want)
+		}
+	}
+	for reason, want := range map[string]string{"": "triggered", reasonKeywordMiss: "keyword_miss", reasonDuplicate: "duplicate"} {
+		if l := slotLabels[slotOf(&outcome{code: CodeOK, reason: reason})]; l != [2]string{"0", want} {
+			t.Errorf("code 0 %q counts as %v, want %s", reason, l, want)
+		}
+	}
 }
