@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/cluster"
 	"github.com/hookgate/hookgate/idempotency"
 	"github.com/hookgate/hookgate/limiter"
+	"github.com/hookgate/hookgate/matcher"
 	"github.com/hookgate/hookgate/signature"
 )
 
@@ -131,6 +132,10 @@ type reqState struct {
 	sig       signature.Check
 	sigActive bool
 	input     reqInput
+	// scan searches the automation's keywords in the body as it is read,
+	// when scanning is set (a body over streamScanMin or chunked).
+	scan     matcher.Scanner
+	scanning bool
 	// claimed is the Client-Token held in flight by this request.
 	claimed    idempotency.Ticket
 	hasClaimed bool
@@ -146,6 +151,7 @@ func (st *reqState) reset() {
 	clear(st.fields)
 	st.fields = st.fields[:0]
 	st.hasClaimed = false
+	st.scanning = false
 	if st.sigActive {
 		st.sig.Abort()
 		st.sigActive = false
@@ -158,6 +164,11 @@ type reqInput struct{ ctx *fasthttp.RequestCtx }
 
 func (in *reqInput) Header(name string) []byte { return in.ctx.Request.Header.Peek(name) }
 func (in *reqInput) Query(name string) []byte  { return in.ctx.QueryArgs().Peek(name) }
+
+// streamScanMin is the declared body length above which the keywords are
+// searched as the body streams in rather than once it is whole: at 1 KiB
+// the Scanner cost more than Match (BenchmarkHandler, same run).
+const streamScanMin = 64 << 10
 
 // maxPooledBody keeps pooled states from pinning big body buffers: a
 // buffer grown past it for a large body is dropped when the request ends
@@ -384,7 +395,15 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		g.refuse(ctx, st, ErrRateLimited, wait)
 		return
 	}
-	// 9. Body, cut off at the cap.
+	// 9. Body, cut off at the cap. The keywords of a large or chunked
+	// body are searched in each piece as it is read (step 11 takes the
+	// result), so it is scanned while in the cache rather than in a
+	// second pass; a small body arrives in one read, and one Match over
+	// it costs less than the Scanner's bookkeeping.
+	st.scanning = cl < 0 || cl > streamScanMin
+	if st.scanning {
+		st.scan.Reset(r.match)
+	}
 	if e := g.readBody(ctx, st, cl, rs.maxBody); e != nil {
 		if e == ErrTooLarge {
 			out.unread = -1
@@ -412,7 +431,13 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		return
 	}
 	// 11. Keywords.
-	kw, ok := r.match.Match(body)
+	var kw int
+	var ok bool
+	if st.scanning {
+		kw, ok = st.scan.Result()
+	} else {
+		kw, ok = r.match.Match(body)
+	}
 	if !ok {
 		out.code, out.status = CodeOK, fasthttp.StatusOK
 		g.answer(ctx, fasthttp.StatusOK, bodyKeywordMiss)
@@ -569,8 +594,12 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 	}
 }
 
-// feed passes body bytes to the signature check when one is running.
+// feed passes body bytes, as they are read, to the keyword scan and to
+// the signature check when one is running.
 func (st *reqState) feed(p []byte) {
+	if st.scanning {
+		st.scan.Write(p)
+	}
 	if st.sigActive && len(p) > 0 {
 		st.sig.Write(p)
 	}

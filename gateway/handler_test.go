@@ -385,3 +385,58 @@ func signedHeaders(t testing.TB, cfg signature.Config, body []byte, now time.Tim
 	}
 	return out
 }
+
+// trickle is a request body that arrives a few bytes per read, as a slow
+// caller's would.
+type trickle struct {
+	b []byte
+	n int
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), r.n)], r.b)
+	r.b = r.b[k:]
+	return k, nil
+}
+
+// TestKeywordsAcrossReads: the keywords of a large or chunked body are
+// searched as it is read, so a keyword — raw, or written as JSON escapes —
+// cut across reads of any size is still found, and a body without one is
+// still a miss; the small body, matched whole, agrees.
+func TestKeywordsAcrossReads(t *testing.T) {
+	g, _, _ := testGateway(t)
+	c := newCall()
+	bearer := "Bearer " + hCred
+	pad := strings.Repeat("x", streamScanMin+1000)
+	for _, tc := range []struct {
+		name      string
+		body      string
+		triggered bool
+	}{
+		{"raw", `{"a":"` + pad + `","event":"new product"}`, true},
+		{"escaped", `{"a":"` + pad + `","event":"\u65b0\u54c1"}`, true},
+		{"miss", `{"a":"` + pad + `","event":"new prod uct"}`, false},
+		{"small", `{"event":"new product"}`, true},
+	} {
+		for _, n := range []int{1, 7, 64, 4096, -1} {
+			size := len(tc.body)
+			if n < 0 { // chunked: no declared length
+				n, size = 100, -1
+			}
+			c.ctx.Request.Reset()
+			c.ctx.Response.Reset()
+			c.ctx.Request.Header.SetMethod("POST")
+			c.ctx.Request.SetRequestURI(webhookPrefix + hTokCred)
+			c.ctx.Request.Header.Set("Authorization", bearer)
+			c.ctx.Request.SetBodyStream(&trickle{b: []byte(tc.body), n: n}, size)
+			g.Handle(&c.ctx)
+			status, code, data := c.answer(t)
+			if status != 200 || code != 0 || data["triggered"] != tc.triggered {
+				t.Errorf("%s in reads of %d (length %d): %d %d %v, want triggered %v", tc.name, n, size, status, code, data, tc.triggered)
+			}
+		}
+	}
+}

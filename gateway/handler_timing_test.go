@@ -12,6 +12,7 @@ func BenchmarkHandler(b *testing.B) {
 	bearer := "Bearer " + hCred
 	miss := jsonOfSizeForTest(1024, "nothing")
 	hit := jsonOfSizeForTest(1024, "product")
+	bigMiss := jsonOfSizeForTest(1<<20, "nothing")
 	for _, p := range []struct {
 		name    string
 		token   string
@@ -19,6 +20,7 @@ func BenchmarkHandler(b *testing.B) {
 		headers []string
 	}{
 		{"keyword-miss-1KiB", hTokCred, miss, []string{"Authorization", bearer}},
+		{"keyword-miss-1MiB", hTokCred, bigMiss, []string{"Authorization", bearer}},
 		{"accept-1KiB", hTokCred, hit, []string{"Authorization", bearer}},
 		{"401", hTokCred, miss, []string{"Authorization", "Bearer nope"}},
 		{"508", hTokCred, miss, []string{"Authorization", bearer, "Hookgate-Loop", "a,b,cred"}},
