@@ -240,24 +240,7 @@ func TestLarge(t *testing.T) {
 			copy(body[at:], keywords[k])
 		}
 		ignoreCase := iter%3 == 0
-		m, err := Compile(keywords, ignoreCase)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantKW, wantOK := oracleMatch(keywords, ignoreCase, body)
-		if kw, ok := m.Match(body); kw != wantKW || ok != wantOK {
-			t.Fatalf("iter %d: Match = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
-		}
-		var s Scanner
-		s.Reset(m)
-		for rest := body; len(rest) > 0; {
-			c := min(len(rest), 1+rng.IntN(2*blockSize))
-			s.Write(rest[:c])
-			rest = rest[c:]
-		}
-		if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
-			t.Fatalf("iter %d: Scanner = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
-		}
+		checkOracle(t, iter, keywords, ignoreCase, body, rng, 2*blockSize)
 	}
 }
 
@@ -439,23 +422,30 @@ func TestLargeOrders(t *testing.T) {
 			copy(body[at:], kw)
 		}
 		ignoreCase := iter%3 == 0
-		m, err := Compile(keywords, ignoreCase)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantKW, wantOK := oracleMatch(keywords, ignoreCase, body)
-		if kw, ok := m.Match(body); kw != wantKW || ok != wantOK {
-			t.Fatalf("iter %d: Match = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
-		}
-		var s Scanner
-		s.Reset(m)
-		for rest := body; len(rest) > 0; {
-			c := min(len(rest), 1+rng.IntN(64<<10))
-			s.Write(rest[:c])
-			rest = rest[c:]
-		}
-		if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
-			t.Fatalf("iter %d: Scanner = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
-		}
+		checkOracle(t, iter, keywords, ignoreCase, body, rng, 64<<10)
+	}
+}
+
+// checkOracle compiles keywords and checks that Match, and a Scanner fed
+// body in random pieces of up to maxPiece bytes, agree with the oracle.
+func checkOracle(t *testing.T, iter int, keywords []string, ignoreCase bool, body []byte, rng *rand.Rand, maxPiece int) {
+	t.Helper()
+	m, err := Compile(keywords, ignoreCase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKW, wantOK := oracleMatch(keywords, ignoreCase, body)
+	if kw, ok := m.Match(body); kw != wantKW || ok != wantOK {
+		t.Fatalf("iter %d: Match = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
+	}
+	var s Scanner
+	s.Reset(m)
+	for rest := body; len(rest) > 0; {
+		c := min(len(rest), 1+rng.IntN(maxPiece))
+		s.Write(rest[:c])
+		rest = rest[c:]
+	}
+	if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
+		t.Fatalf("iter %d: Scanner = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
 	}
 }

@@ -55,24 +55,7 @@ func TestPlanned(t *testing.T) {
 			}
 		}
 		ignoreCase := iter%3 == 0
-		m, err := Compile(keywords, ignoreCase)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantKW, wantOK := oracleMatch(keywords, ignoreCase, body)
-		if kw, ok := m.Match(body); kw != wantKW || ok != wantOK {
-			t.Fatalf("iter %d: Match = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
-		}
-		var s Scanner
-		s.Reset(m)
-		for rest := body; len(rest) > 0; {
-			c := min(len(rest), 1+rng.IntN(4*blockSize))
-			s.Write(rest[:c])
-			rest = rest[c:]
-		}
-		if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
-			t.Fatalf("iter %d: Scanner = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
-		}
+		checkOracle(t, iter, keywords, ignoreCase, body, rng, 4*blockSize)
 	}
 }
 
