@@ -96,12 +96,9 @@ func (v *Verifier) beginStandard(c *Check, in Input, now int64) error {
 	if len(id) > maxIDLen || !visibleASCII(id) {
 		return ErrMalformed
 	}
-	secs, ok := parseDigits(ts)
-	if !ok {
-		return ErrMalformed
-	}
-	if !inWindow(secs, 1e9, now, v.tolerance) {
-		return ErrExpired
+	secs, err := v.checkTime(ts, 1e9, now)
+	if err != nil {
+		return err
 	}
 	if !c.parseStandardSigs(sig) {
 		return ErrMalformed
@@ -192,15 +189,11 @@ func (v *Verifier) checkDingTalk(c *Check, in Input, now int64) error {
 	if len(ts) == 0 || len(sign) == 0 {
 		return ErrMissing
 	}
-	ms, ok := parseDigits(ts)
-	if !ok {
-		return ErrMalformed
-	}
-	if !inWindow(ms, 1e6, now, v.tolerance) {
-		return ErrExpired
+	if _, err := v.checkTime(ts, 1e6, now); err != nil {
+		return err
 	}
 	var buf [maxSigHeader / 3]byte
-	sign, ok = unescapeSign(buf[:0], sign)
+	sign, ok := unescapeSign(buf[:0], sign)
 	if !ok || !decodeBase64MAC(&c.sigs[0], sign, stdStrict) {
 		return ErrMalformed
 	}
@@ -322,6 +315,20 @@ func appendUint(dst []byte, n int64) []byte {
 
 // inWindow reports whether ts, counted in units of unit nanoseconds, is
 // within tol nanoseconds of now, either way, without overflowing.
+// checkTime parses a timestamp header or parameter, digits counting units
+// of unit nanoseconds, and returns it: ErrMalformed when it is not
+// digits, ErrExpired when it is outside the tolerance around now.
+func (v *Verifier) checkTime(ts []byte, unit, now int64) (int64, error) {
+	n, ok := parseDigits(ts)
+	if !ok {
+		return 0, ErrMalformed
+	}
+	if !inWindow(n, unit, now, v.tolerance) {
+		return 0, ErrExpired
+	}
+	return n, nil
+}
+
 func inWindow(ts, unit, now, tol int64) bool {
 	if ts > math.MaxInt64/unit {
 		return false

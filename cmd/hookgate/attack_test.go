@@ -150,28 +150,15 @@ tables:
 	}
 	base := rss(t, pid)
 
-	stop := make(chan struct{})
 	var flooded atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 24; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if w%2 == 0 {
-					post(t, "POST", g.url(tokCred), productBody, "Authorization", "Bearer stolen-guess")
-				} else {
-					post(t, "POST", g.url(tokAnon), productBody) // 1 req/s allowed, the rest 429
-				}
-				flooded.Add(1)
-			}
-		}()
-	}
+	stopFlood := repeatUntilStopped(24, func(w int) {
+		if w%2 == 0 {
+			post(t, "POST", g.url(tokCred), productBody, "Authorization", "Bearer stolen-guess")
+		} else {
+			post(t, "POST", g.url(tokAnon), productBody) // 1 req/s allowed, the rest 429
+		}
+		flooded.Add(1)
+	})
 	admitted := 0
 	tick := time.NewTicker(250 * time.Millisecond)
 	for i := 0; i < 12; i++ { // 4 req/s for 3 s
@@ -185,8 +172,7 @@ tables:
 	}
 	tick.Stop()
 	peak := rss(t, pid)
-	close(stop)
-	wg.Wait()
+	stopFlood()
 	if admitted != 12 {
 		t.Fatalf("%d of 12 legitimate requests admitted", admitted)
 	}

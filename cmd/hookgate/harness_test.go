@@ -312,3 +312,29 @@ func (a answer) want(t *testing.T, status int, code int64, msg string) {
 		t.Fatalf("got %d %d %q, want %d %d %q (%s)", a.Status, a.Code, a.Msg, status, code, msg, a.Raw)
 	}
 }
+
+// repeatUntilStopped runs f(w) over and over on each of workers
+// goroutines (w is the worker's number) until the returned stop is
+// called; stop returns once every worker has finished its last call.
+func repeatUntilStopped(workers int, f func(w int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				f(w)
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}

@@ -253,27 +253,14 @@ tables:
 	post(t, "POST", limitedURL, productBody).want(t, 200, 0, "")
 	post(t, "POST", limitedURL, productBody).want(t, 429, 800005652, "Too many requests — try again later")
 
-	stop := make(chan struct{})
 	var sent, failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				a := post(t, "POST", g.url("tok-steady-0123456789abcdef"), productBody, "Authorization", "Bearer "+credential)
-				sent.Add(1)
-				if a.Code != 0 || a.Data["triggered"] != true {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stopLoad := repeatUntilStopped(4, func(int) {
+		a := post(t, "POST", g.url("tok-steady-0123456789abcdef"), productBody, "Authorization", "Bearer "+credential)
+		sent.Add(1)
+		if a.Code != 0 || a.Data["triggered"] != true {
+			failed.Add(1)
+		}
+	})
 	generation := func() float64 {
 		_, body := get(t, "GET", admin+"/readyz")
 		var r map[string]any
@@ -315,8 +302,7 @@ tables:
 			post(t, "POST", g.url(fmt.Sprintf("tok-moving-%02d-0123456789abcd", live-1)), productBody).want(t, 404, 800004404, "webhook not found")
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	if failed.Load() != 0 || sent.Load() < 20 {
 		t.Fatalf("%d of %d requests during reloads failed", failed.Load(), sent.Load())
 	}
