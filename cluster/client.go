@@ -33,7 +33,8 @@ type Config struct {
 	// The password never appears in errors or logs.
 	URL string
 	// Timeout bounds every command, connecting included: no request
-	// waits longer than this on Redis. Default 200ms.
+	// waits longer than this on Redis, plus at most an eighth (commands
+	// starting close together share a deadline). Default 200ms.
 	Timeout time.Duration
 	// Prefix starts every key, so several deployments can share one
 	// Redis. Default "hookgate:". It must not contain '{' or '}', which
@@ -97,6 +98,7 @@ type Client struct {
 	retryInterval time.Duration
 	log           *zap.Logger
 	epoch         time.Time // origin of the monotonic instants below
+	deadlines     *deadlines
 
 	// retryAt is the monotonic instant (ns since epoch) before which
 	// Redis is not asked; 0 while Redis answers.
@@ -207,6 +209,7 @@ func Open(cfg Config) (*Client, error) {
 		retryInterval: cfg.RetryInterval,
 		log:           cfg.Log,
 		epoch:         start,
+		deadlines:     newDeadlines(cfg.Timeout, start),
 	}
 	c.limiter = newLimiter(c, cfg.Prefix)
 	c.tokens, err = newTokens(c, cfg)
@@ -290,10 +293,9 @@ func (c *Client) ask() bool {
 	return now >= r && c.retryAt.CompareAndSwap(r, now+int64(c.retryInterval))
 }
 
-// ctx returns the context of one command.
-func (c *Client) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), c.timeout)
-}
+// ctx returns the context of one command: it ends between Timeout and
+// an eighth more from now (see deadlines).
+func (c *Client) ctx() context.Context { return c.deadlines.get() }
 
 // failed records a failed command: Redis is not asked again before
 // RetryInterval, and the first failure of an outage is logged.

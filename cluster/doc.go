@@ -15,7 +15,7 @@
 // on a few connections, so many requests share each network round trip.
 // Two things save round trips altogether: a bucket Redis refused is noted
 // locally until its next token is due, refusing a flood without asking
-// Redis, and tokens known done are kept in an in-process cache
+// Redis, and tokens Redis reported done are kept in an in-process cache
 // (ristretto) that answers a repeated Claim Duplicate.
 //
 // # Keys
@@ -52,7 +52,9 @@
 //
 // # When Redis is in trouble
 //
-// Every command has Config.Timeout (200ms) to answer, connecting included.
+// Every command has Config.Timeout (200ms) to answer, connecting included;
+// commands starting within an eighth of it share one deadline (one timer
+// instead of one per command), so a command may get up to an eighth more.
 // A command that fails or times out marks Redis unavailable: for
 // Config.RetryInterval (100ms) no request asks it, then one request probes
 // it, and the first answer ends the outage. One warning is logged when an

@@ -153,10 +153,9 @@ func (l *Limiter) Allow(table, automation string, tableBucket, automationBucket 
 		l.c.fallbacks.Add(1)
 		return limiter.Allow(automationBucket, tableBucket, now)
 	}
-	ctx, cancel := l.c.ctx()
+	ctx := l.c.ctx()
 	res := l.script.Exec(ctx, l.c.rdb, []string{an.key, tn.key},
 		[]string{strconv.FormatInt(aiv, 10), strconv.FormatInt(tiv, 10)})
-	cancel()
 	l.c.roundTrips.Add(1)
 	v, err := res.AsIntSlice()
 	if err == nil && len(v) != 2 {

@@ -43,10 +43,14 @@ var errBadReply = errors.New("unexpected reply from redis")
 // first, so a gateway that crashed holding a token blocks it for that
 // long, not for the whole window.
 //
-// Done tokens are also kept in an in-process cache, which answers a
-// repeated Claim Duplicate without Redis. The cache may drop an entry at
-// any time (a full or busy cache refuses writes); that costs one round
-// trip, never a wrong answer, since entries never outlive the Redis key.
+// Tokens Redis reported done are also kept in an in-process cache, which
+// answers a repeated Claim Duplicate without Redis. The cache may drop an
+// entry at any time (a full or busy cache refuses writes); that costs one
+// round trip, never a wrong answer, since entries never outlive the Redis
+// key. A token is cached when a Claim of it finds it done, not when Done
+// marks it: most tokens are never sent twice, and admitting each into
+// ristretto cost a tenth of the gateway's time in cluster mode, while a
+// repeated token costs one round trip before the cache answers for it.
 type Tokens struct {
 	c                    *Client
 	prefix               string
@@ -144,9 +148,8 @@ func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.
 		return tk, idempotency.Unavailable
 	}
 	start := time.Now()
-	ctx, cancel := t.c.ctx()
+	ctx := t.c.ctx()
 	res := t.claim.Exec(ctx, t.c.rdb, []string{t.redisKey(automation, k)}, []string{t.inFlightMS})
-	cancel()
 	t.c.roundTrips.Add(1)
 	v, err := res.AsIntSlice()
 	if err == nil && len(v) != 2 {
@@ -173,21 +176,21 @@ func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.
 
 // Done marks a claimed token as triggered: Claims of it answer Duplicate
 // for the window. When Redis cannot be told, the failure is logged and
-// counted; this replica's cache still answers Duplicate while it keeps
-// the token, but elsewhere the in-flight key expires after InFlightTTL
-// and the token could then trigger again. now is unused.
+// counted and the token is put in this replica's cache, which then
+// answers Duplicate while it keeps the token; elsewhere the in-flight key
+// expires after InFlightTTL and the token could then trigger again. now
+// is unused.
 func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
 	start := time.Now()
 	key := t.redisKey(tk.Automation, tk.Key)
-	ctx, cancel := t.c.ctx()
+	ctx := t.c.ctx()
 	// SET is idempotent, so rueidis may resend it after a network error
 	// within the deadline.
 	err := t.c.rdb.Do(ctx, t.c.rdb.B().Set().Key(key).Value("d").PxMilliseconds(t.window.Milliseconds()).Build().ToRetryable()).Error()
-	cancel()
 	t.c.roundTrips.Add(1)
-	// Whatever Redis said, the event was delivered.
-	t.remember(tk.Key, t.window-time.Since(start))
 	if err != nil {
+		// The event was delivered: keep the token here at least.
+		t.remember(tk.Key, t.window-time.Since(start))
 		t.c.failed(err)
 		t.c.log.Error("cannot mark client-token done in redis; it stays in flight until in_flight_ttl, then could trigger again",
 			zap.String("automation", tk.Automation), zap.Error(err))
@@ -205,9 +208,8 @@ func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
 // already expired (the request outlived InFlightTTL) and another request
 // claimed the token, Release frees that claim.
 func (t *Tokens) Release(tk idempotency.Ticket) {
-	ctx, cancel := t.c.ctx()
+	ctx := t.c.ctx()
 	err := t.release.Exec(ctx, t.c.rdb, []string{t.redisKey(tk.Automation, tk.Key)}, nil).Error()
-	cancel()
 	t.c.roundTrips.Add(1)
 	if err != nil {
 		t.c.failed(err)

@@ -1,0 +1,56 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestDeadlines: every command's context ends no sooner than the timeout
+// and no later than an eighth more; commands in one slot share a context
+// (one timer), later ones get a fresh one; an ended context reports
+// DeadlineExceeded, as context.WithTimeout's does.
+func TestDeadlines(t *testing.T) {
+	for _, timeout := range []time.Duration{time.Millisecond, 40 * time.Millisecond, 200 * time.Millisecond} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			d := newDeadlines(timeout, time.Now())
+			slot := max(timeout/8, time.Millisecond)
+			seen := map[context.Context]bool{}
+			var first context.Context
+			end := time.Now().Add(3 * slot)
+			for time.Now().Before(end) {
+				before := time.Now()
+				ctx := d.get()
+				after := time.Now()
+				dl, ok := ctx.Deadline()
+				if !ok {
+					t.Fatal("no deadline")
+				}
+				if dl.Before(before.Add(timeout)) || dl.After(after.Add(timeout+slot)) {
+					t.Fatalf("deadline %v after the call, want within [%v, %v]", dl.Sub(before), timeout, timeout+slot)
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("fresh context already ended: %v", ctx.Err())
+				}
+				if first == nil {
+					first = ctx
+				}
+				seen[ctx] = true
+			}
+			if n := len(seen); n < 2 || n > 5 {
+				t.Errorf("%d contexts over three slots, want 2 to 5", n)
+			}
+			select {
+			case <-first.Done():
+				if first.Err() != context.DeadlineExceeded {
+					t.Errorf("Err after Done = %v", first.Err())
+				}
+			case <-time.After(timeout + slot + time.Second):
+				t.Fatal("the first context never ended")
+			}
+			if first.Value("any") != nil {
+				t.Error("Value returned something")
+			}
+		})
+	}
+}
