@@ -38,6 +38,8 @@ type shard struct {
 	count atomic.Int64
 	// cursor is where the incremental sweep resumes.
 	cursor int
+	// claims counts Claims, to sweep at every sweepEvery-th.
+	claims uint32
 	// minExpiry is a lower bound of the expiries in the table: while now
 	// is before it nothing can be reclaimed, so a full shard answers Full
 	// without scanning. A full scan makes it exact again.
@@ -48,7 +50,7 @@ type shard struct {
 	maxSlots int // table size that holds cap tokens within the load bound
 
 	// Pad to two cache lines so neighbouring shards' locks don't share one.
-	_ [128 - 72]byte
+	_ [128 - 80]byte
 }
 
 // home is where k's probe sequence starts: the high half of lo*len, which

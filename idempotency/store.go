@@ -114,8 +114,8 @@ const (
 	// of table per token.
 	loadNum, loadDen = 3, 4
 	growNum, growDen = 5, 4
-	// sweepBudget is how many slots each Claim examines for expired
-	// tokens beyond its own probe. A shard's table is swept once per
+	// sweepBudget is how many slots a Claim examines for expired tokens
+	// beyond its own probe, on average. A shard's table is swept once per
 	// slots/sweepBudget claims, so at steady load an expired token
 	// lingers for at most about window/(0.6*sweepBudget), a tenth of the
 	// window: few enough that the table does not grow for garbage and
@@ -123,6 +123,13 @@ const (
 	// cheaper per Claim but let garbage build up: at 4 a fifth of the
 	// table is expired tokens and tables regrow now and then.
 	sweepBudget = 16
+	// sweepEvery: every sweepEvery-th Claim of a shard sweeps
+	// sweepEvery*sweepBudget slots (3 KB) and the others none. The sweep
+	// is bound by the cache miss at the cursor, not by the slots after
+	// it, so one longer sweep costs about what a short one does. With a
+	// million tokens held, BenchmarkClaim/distinct gave medians of 217 ns
+	// sweeping at every Claim, 195 ns every 8th, and 16 was slower again.
+	sweepEvery = 8
 )
 
 // Store is an exact, bounded set of Client-Tokens. It is safe for
@@ -194,7 +201,9 @@ func (s *Store) Claim(k Key, now int64) Result {
 	sh := s.shard(k)
 	sh.mu.Lock()
 	r := sh.claim(k, now, s.expiry(now))
-	sh.sweep(now, sweepBudget)
+	if sh.claims++; sh.claims%sweepEvery == 0 {
+		sh.sweep(now, sweepEvery*sweepBudget)
+	}
 	sh.mu.Unlock()
 	return r
 }
