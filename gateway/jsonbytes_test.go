@@ -31,6 +31,29 @@ func TestValidJSON(t *testing.T) {
 	deep = append(deep, bytes.Repeat([]byte("]"), maxJSONDepth)...)
 	f(string(deep), true)
 	f("["+string(deep)+"]", false)
+	// Objects and arrays alternating around 64 levels, where the
+	// validator switches to its deep stack: the closers must still match.
+	for _, n := range []int{63, 64, 65, 66, 129, 1000} {
+		var open, shut []byte
+		for i := range n {
+			if i%2 == 0 {
+				open, shut = append(open, `{"k":`...), append([]byte("}"), shut...)
+			} else {
+				open, shut = append(open, '['), append([]byte("]"), shut...)
+			}
+		}
+		body := string(open) + "1" + string(shut)
+		f(body, true)
+		swap := func(i int) string { // the closer at i of the other kind
+			b := []byte(body)
+			b[i] = map[byte]byte{'}': ']', ']': '}'}[b[i]]
+			return string(b)
+		}
+		f(swap(len(open)+1), false)   // innermost
+		f(swap(len(body)-1), false)   // outermost
+		f(swap(len(body)-n/2), false) // somewhere between
+		f(body[:len(body)-1], false)  // one closer short
+	}
 }
 
 // FuzzValidJSON checks validJSON against encoding/json as the oracle, and

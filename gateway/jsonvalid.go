@@ -27,19 +27,37 @@ func validJSON(b []byte) bool {
 	if !utf8.Valid(b) {
 		return false
 	}
-	// One bit per open container: 1 for an object, 0 for an array.
-	var stack [maxJSONDepth/64 + 1]uint64
+	// Bodies nested deeper than 64 are rare: they are validated again
+	// with a stack for maxJSONDepth, so the common case does not clear
+	// 1.2 KB of stack on every request.
+	var shallow [1]uint64
+	if ok, deeper := validJSONValue(b, shallow[:]); !deeper {
+		return ok
+	}
+	var deep [maxJSONDepth/64 + 1]uint64
+	ok, _ := validJSONValue(b, deep[:])
+	return ok
+}
+
+// validJSONValue validates b, which is valid UTF-8, tracking open
+// containers in stack, one bit each: 1 for an object, 0 for an array.
+// It reports deeper when b nests deeper than stack holds (and no deeper
+// than maxJSONDepth, which is invalid).
+func validJSONValue(b []byte, stack []uint64) (ok, deeper bool) {
 	depth := 0
 	i := skipJSONSpace(b, 0)
 	for {
 		// A value starts at i.
 		if i >= len(b) {
-			return false
+			return false, false
 		}
 		switch c := b[i]; c {
 		case '{', '[':
 			if depth == maxJSONDepth {
-				return false
+				return false, false
+			}
+			if depth == len(stack)*64 {
+				return false, true
 			}
 			if c == '{' {
 				stack[depth>>6] |= 1 << (depth & 63)
@@ -55,39 +73,39 @@ func validJSON(b []byte) bool {
 			}
 			if c == '{' {
 				if i = skipJSONKey(b, i); i < 0 {
-					return false
+					return false, false
 				}
 			}
 			continue
 		case '"':
 			if i = skipJSONString(b, i+1); i < 0 {
-				return false
+				return false, false
 			}
 		case 't':
 			if i = skipLiteral(b, i, "true"); i < 0 {
-				return false
+				return false, false
 			}
 		case 'f':
 			if i = skipLiteral(b, i, "false"); i < 0 {
-				return false
+				return false, false
 			}
 		case 'n':
 			if i = skipLiteral(b, i, "null"); i < 0 {
-				return false
+				return false, false
 			}
 		default:
 			if i = skipJSONNumber(b, i); i < 0 {
-				return false
+				return false, false
 			}
 		}
 		// A value ended at i: close containers, or go on to the next value.
 		for {
 			i = skipJSONSpace(b, i)
 			if depth == 0 {
-				return i == len(b)
+				return i == len(b), false
 			}
 			if i >= len(b) {
-				return false
+				return false, false
 			}
 			inObject := stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0
 			c := b[i]
@@ -95,7 +113,7 @@ func validJSON(b []byte) bool {
 				i = skipJSONSpace(b, i+1)
 				if inObject {
 					if i = skipJSONKey(b, i); i < 0 {
-						return false
+						return false, false
 					}
 				}
 				break
@@ -105,7 +123,7 @@ func validJSON(b []byte) bool {
 				i++
 				continue
 			}
-			return false
+			return false, false
 		}
 	}
 }
