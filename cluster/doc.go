@@ -12,7 +12,8 @@
 // table's buckets together (GCRA on the server's clock), and a Claim is one
 // script (SET NX, and the key's state when it was set); Done and Release
 // are one command each. The client (rueidis) pipelines concurrent commands
-// on a few connections, so many requests share each network round trip.
+// on one connection, collecting them for up to 50 µs while several wait,
+// so many requests share each network write and round trip.
 // Two things save round trips altogether: a bucket Redis refused is noted
 // locally until its next token is due, refusing a flood without asking
 // Redis, and tokens Redis reported done are kept in an in-process cache
