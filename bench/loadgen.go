@@ -129,7 +129,9 @@ type worker struct {
 	ct       []byte
 	seq      uint64
 
-	// timer paces the open loop; it is reused, so waiting allocates nothing.
+	// fine paces the open loop where the system has timerfd, timer
+	// elsewhere; both are reused, so waiting allocates nothing.
+	fine  *fineTimer
 	timer *time.Timer
 
 	hist   *Histogram
@@ -239,6 +241,13 @@ func (w *worker) closedLoop(ctx context.Context, t0 time.Time, warm, end time.Du
 // recorded; those due in [warm, end) but not sent by end count as unsent.
 func (w *worker) openLoop(ctx context.Context, t0 time.Time, sched Schedule, conn int, warm, end, lateAfter time.Duration) {
 	done := ctx.Done()
+	if w.fine == nil {
+		w.fine, _ = newFineTimer() // nil: pace with a Go timer
+	}
+	if w.fine != nil {
+		stop := w.fine.watch(ctx)
+		defer stop()
+	}
 	firstMeasured := sched.Due(conn, warm)
 	for k := 0; ; k++ {
 		due := sched.Offset(conn, k)
@@ -246,7 +255,13 @@ func (w *worker) openLoop(ctx context.Context, t0 time.Time, sched Schedule, con
 			return
 		}
 		now := time.Since(t0)
-		if now < due {
+		if now < due && w.fine != nil {
+			if w.fine.sleep(due - now) {
+				now = time.Since(t0)
+			} else {
+				now = end
+			}
+		} else if now < due {
 			if w.timer == nil {
 				w.timer = time.NewTimer(due - now)
 			} else {
@@ -358,6 +373,9 @@ func (l Load) Run(ctx context.Context, t Target) (*Result, error) {
 		res.Late += w.late
 		res.Unsent += w.unsent
 		w.hc.CloseIdleConnections()
+		if w.fine != nil {
+			w.fine.close()
+		}
 	}
 	res.Answers = c.Answers()
 	if elapsed > 0 {
