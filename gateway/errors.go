@@ -72,8 +72,8 @@ var (
 	ErrUnavailable = newRefusal(CodeUnavailable, fasthttp.StatusServiceUnavailable, "flow engine unavailable — retry later")
 )
 
-// refusals lists every Refusal once; metrics give each a slot in this
-// order.
+// refusals lists every Refusal once, for metrics (a slot each, in this
+// order), tests and documentation.
 var refusals = [...]*Refusal{ErrMethod, ErrNotFound, ErrDisabled, ErrIPNotAllow, ErrCredential,
 	ErrLoop, ErrTooLarge, ErrRateLimited, ErrInvalidJSON, ErrInFlight, ErrUnavailable}
 
@@ -82,12 +82,6 @@ var refusals = [...]*Refusal{ErrMethod, ErrNotFound, ErrDisabled, ErrIPNotAllow,
 // panic) rather than refusing the request on its merits. The loop
 // guard's 508 is a refusal, for all its 5xx status.
 func failure(c Code) bool { return c == CodeUnavailable }
-
-// Refusals lists every refusal, for tests and documentation.
-var Refusals = []*Refusal{
-	ErrMethod, ErrNotFound, ErrDisabled, ErrIPNotAllow, ErrCredential, ErrLoop,
-	ErrTooLarge, ErrRateLimited, ErrInvalidJSON, ErrInFlight, ErrUnavailable,
-}
 
 // Bodies of the code-0 answers that carry no event id.
 var (

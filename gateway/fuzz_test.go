@@ -95,7 +95,7 @@ func FuzzEnvelope(f *testing.F) {
 
 // knownAnswers are the bodies SPEC §3 allows, by status.
 func knownAnswer(status int, body []byte) bool {
-	for _, e := range Refusals {
+	for _, e := range refusals {
 		if e.Status == status && bytes.Equal(body, e.body) {
 			return true
 		}

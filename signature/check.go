@@ -313,8 +313,6 @@ func appendUint(dst []byte, n int64) []byte {
 	return append(dst, b[i:]...)
 }
 
-// inWindow reports whether ts, counted in units of unit nanoseconds, is
-// within tol nanoseconds of now, either way, without overflowing.
 // checkTime parses a timestamp header or parameter, digits counting units
 // of unit nanoseconds, and returns it: ErrMalformed when it is not
 // digits, ErrExpired when it is outside the tolerance around now.
@@ -329,6 +327,8 @@ func (v *Verifier) checkTime(ts []byte, unit, now int64) (int64, error) {
 	return n, nil
 }
 
+// inWindow reports whether ts, counted in units of unit nanoseconds, is
+// within tol nanoseconds of now, either way, without overflowing.
 func inWindow(ts, unit, now, tol int64) bool {
 	if ts > math.MaxInt64/unit {
 		return false
