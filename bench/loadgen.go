@@ -255,23 +255,10 @@ func (w *worker) openLoop(ctx context.Context, t0 time.Time, sched Schedule, con
 			return
 		}
 		now := time.Since(t0)
-		if now < due && w.fine != nil {
-			if w.fine.sleep(due - now) {
+		if now < due {
+			if w.sleep(done, due-now) {
 				now = time.Since(t0)
 			} else {
-				now = end
-			}
-		} else if now < due {
-			if w.timer == nil {
-				w.timer = time.NewTimer(due - now)
-			} else {
-				w.timer.Reset(due - now)
-			}
-			select {
-			case <-w.timer.C:
-				now = time.Since(t0)
-			case <-done:
-				w.timer.Stop()
 				now = end
 			}
 		} else {
@@ -298,6 +285,26 @@ func (w *worker) openLoop(ctx context.Context, t0 time.Time, sched Schedule, con
 			w.record(time.Since(t0)-due, err)
 		}
 		backoff(err)
+	}
+}
+
+// sleep waits d, on the timerfd where there is one and on a Go timer
+// elsewhere, and reports whether it did: false when done closed first.
+func (w *worker) sleep(done <-chan struct{}, d time.Duration) bool {
+	if w.fine != nil {
+		return w.fine.sleep(d) // watched: ends when done does
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-w.timer.C:
+		return true
+	case <-done:
+		w.timer.Stop()
+		return false
 	}
 }
 

@@ -376,7 +376,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 			r.ratio = closed.RPS / adjacent.RPS
 		}
 		rounds = append(rounds, r)
-		if len(rounds) > 1 || s.Rounds > 1 {
+		if s.Rounds > 1 {
 			sr.Ratios = append(sr.Ratios, r.ratio)
 		}
 	}

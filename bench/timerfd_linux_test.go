@@ -38,3 +38,33 @@ func TestFineTimer(t *testing.T) {
 		t.Errorf("interrupted after %v", got)
 	}
 }
+
+// TestWorkerSleep: the open loop's wait on either clock lasts what was
+// asked and ends early when the run does — the timerfd here, and the Go
+// timer that paces where there is none.
+func TestWorkerSleep(t *testing.T) {
+	for _, useFine := range []bool{true, false} {
+		w := &worker{}
+		ctx, cancel := context.WithCancel(context.Background())
+		if useFine {
+			ft, err := newFineTimer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ft.close()
+			w.fine = ft
+			defer ft.watch(ctx)()
+		}
+		start := time.Now()
+		if !w.sleep(ctx.Done(), 2*time.Millisecond) {
+			t.Fatalf("fine=%v: sleep reported the run over", useFine)
+		}
+		if d := time.Since(start); d < 2*time.Millisecond {
+			t.Errorf("fine=%v: slept %v, want at least 2ms", useFine, d)
+		}
+		cancel()
+		if w.sleep(ctx.Done(), time.Minute) {
+			t.Errorf("fine=%v: a sleep after the run ended reported done", useFine)
+		}
+	}
+}
