@@ -308,7 +308,7 @@ func (c *Client) ask() bool {
 
 // ctx returns the context of one command: it ends between Timeout and
 // an eighth more from now (see deadlines).
-func (c *Client) ctx() context.Context { return c.deadlines.get() }
+func (c *Client) ctx() *slotCtx { return c.deadlines.get() }
 
 // failed records a failed command: Redis is not asked again before
 // RetryInterval, and the first failure of an outage is logged.

@@ -26,7 +26,7 @@ func newDeadlines(timeout time.Duration, epoch time.Time) *deadlines {
 }
 
 // get returns the context of a command starting now.
-func (d *deadlines) get() context.Context {
+func (d *deadlines) get() *slotCtx {
 	now := time.Since(d.epoch)
 	for {
 		c := d.cur.Load()
@@ -36,9 +36,11 @@ func (d *deadlines) get() context.Context {
 		// The slot starts now, so its context lasts the timeout and one
 		// slot from here: at least the timeout for every command that
 		// takes it before the slot is over.
+		opened := d.epoch.Add(now)
 		n := &slotCtx{
 			start:    now,
-			deadline: d.epoch.Add(now + d.slot + d.timeout),
+			opened:   opened,
+			deadline: opened.Add(d.slot + d.timeout),
 			done:     make(chan struct{}),
 		}
 		if d.cur.CompareAndSwap(c, n) {
@@ -52,7 +54,10 @@ func (d *deadlines) get() context.Context {
 // slotCtx is the context shared by the commands of one slot. It carries
 // no values and is never cancelled but by its deadline.
 type slotCtx struct {
-	start    time.Duration // when the slot opened, since deadlines.epoch
+	start time.Duration // when the slot opened, since deadlines.epoch
+	// opened is the same instant as a time: no command of the slot was
+	// sent before it, so a TTL counted from it never outlasts the key.
+	opened   time.Time
 	deadline time.Time
 	done     chan struct{}
 	expired  atomic.Bool

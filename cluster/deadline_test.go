@@ -15,8 +15,8 @@ func TestDeadlines(t *testing.T) {
 		t.Run(timeout.String(), func(t *testing.T) {
 			d := newDeadlines(timeout, time.Now())
 			slot := max(timeout/8, time.Millisecond)
-			seen := map[context.Context]bool{}
-			var first context.Context
+			seen := map[*slotCtx]bool{}
+			var first *slotCtx
 			end := time.Now().Add(3 * slot)
 			for time.Now().Before(end) {
 				before := time.Now()
@@ -28,6 +28,10 @@ func TestDeadlines(t *testing.T) {
 				}
 				if dl.Before(before.Add(timeout)) || dl.After(after.Add(timeout+slot)) {
 					t.Fatalf("deadline %v after the call, want within [%v, %v]", dl.Sub(before), timeout, timeout+slot)
+				}
+				if ctx.opened.After(after) || !ctx.deadline.Equal(ctx.opened.Add(timeout+slot)) {
+					t.Fatalf("slot opened %v after the call, deadline %v after it; want opened no later than the call",
+						ctx.opened.Sub(after), ctx.deadline.Sub(ctx.opened))
 				}
 				if ctx.Err() != nil {
 					t.Fatalf("fresh context already ended: %v", ctx.Err())

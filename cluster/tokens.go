@@ -147,7 +147,6 @@ func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.
 		t.c.unavailable.Add(1)
 		return tk, idempotency.Unavailable
 	}
-	start := time.Now()
 	ctx := t.c.ctx()
 	res := t.claim.Exec(ctx, t.c.rdb, []string{t.redisKey(automation, k)}, []string{t.inFlightMS})
 	t.c.roundTrips.Add(1)
@@ -167,7 +166,7 @@ func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.
 	case 2:
 		// Done elsewhere: remember it here too, for no longer than Redis
 		// will (its TTL counted from before the command was sent).
-		t.remember(k, time.Duration(v[1])*time.Millisecond-time.Since(start))
+		t.remember(k, time.Duration(v[1])*time.Millisecond-time.Since(ctx.opened))
 		return tk, idempotency.Duplicate
 	default:
 		return tk, idempotency.InFlight
@@ -181,7 +180,6 @@ func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.
 // expires after InFlightTTL and the token could then trigger again. now
 // is unused.
 func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
-	start := time.Now()
 	key := t.redisKey(tk.Automation, tk.Key)
 	ctx := t.c.ctx()
 	// SET is idempotent, so rueidis may resend it after a network error
@@ -190,7 +188,7 @@ func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
 	t.c.roundTrips.Add(1)
 	if err != nil {
 		// The event was delivered: keep the token here at least.
-		t.remember(tk.Key, t.window-time.Since(start))
+		t.remember(tk.Key, t.window-time.Since(ctx.opened))
 		t.c.failed(err)
 		t.c.log.Error("cannot mark client-token done in redis; it stays in flight until in_flight_ttl, then could trigger again",
 			zap.String("automation", tk.Automation), zap.Error(err))
