@@ -37,6 +37,8 @@ type Refusal struct {
 	Msg    string
 	// body is the whole response body, {"msg":…,"data":{},"code":…}.
 	body []byte
+	// slot is the refusal's outcome counter (see the refusals table).
+	slot int
 }
 
 // Error returns the refusal's message, so a Refusal can travel as an error.
@@ -76,6 +78,12 @@ var (
 // order), tests and documentation.
 var refusals = [...]*Refusal{ErrMethod, ErrNotFound, ErrDisabled, ErrIPNotAllow, ErrCredential,
 	ErrLoop, ErrTooLarge, ErrRateLimited, ErrInvalidJSON, ErrInFlight, ErrUnavailable}
+
+func init() {
+	for i, r := range refusals {
+		r.slot = slotRefusals + i
+	}
+}
 
 // failure reports whether a refusal's code says the gateway failed to do
 // its part (the flow engine or the state store did not answer, or a

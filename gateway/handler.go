@@ -200,10 +200,10 @@ type outcome struct {
 	// unread is how much body is left unread when the request was refused
 	// early: the declared length, or -1 for a chunked body known to be
 	// over the cap; 0 when there is nothing to drain.
-	unread  int
-	r       *route
-	code    Code
-	status  int
+	unread int
+	r      *route
+	// refusal is the answer of a refused request; nil for code 0.
+	refusal *Refusal
 	bodyLen int
 	client  netip.Addr
 	reason  string // why a request failed beyond its code, e.g. the engine's error
@@ -266,6 +266,22 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 
 var lingerBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
+// code is the request's answer code.
+func (o *outcome) code() Code {
+	if o.refusal == nil {
+		return CodeOK
+	}
+	return o.refusal.Code
+}
+
+// status is the request's HTTP status.
+func (o *outcome) status() int {
+	if o.refusal == nil {
+		return fasthttp.StatusOK
+	}
+	return o.refusal.Status
+}
+
 // Handle is the fasthttp handler of the webhook listener.
 func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	st := g.states.Get().(*reqState)
@@ -277,8 +293,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 			if st.hasClaimed {
 				g.tokens.Release(st.claimed)
 			}
-			g.refuse(ctx, st, ErrUnavailable, 1)
-			out.code, out.status = ErrUnavailable.Code, ErrUnavailable.Status
+			g.refuse(ctx, st, &out, ErrUnavailable, 1)
 			out.reason = "panic"
 			g.log.Error("request handler panic", zap.Any("panic", p), zap.Stack("stack"))
 		}
@@ -303,10 +318,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 // answers.
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	rs := g.routes.Load()
-	fail := func(e *Refusal) {
-		out.code, out.status = e.Code, e.Status
-		g.refuse(ctx, st, e, 0)
-	}
+	fail := func(e *Refusal) { g.refuse(ctx, st, out, e, 0) }
 	// A refusal before the body is read leaves it on the wire; fasthttp
 	// drains up to 256 KiB itself and keeps the connection, a larger
 	// declared body is drained by linger so the caller can read the answer.
@@ -391,8 +403,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	// 8. Rate limits, on the request's own clock.
 	if scope, wait := g.limits.Allow(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
 		g.m.limited[scope].Inc()
-		out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
-		g.refuse(ctx, st, ErrRateLimited, wait)
+		g.refuse(ctx, st, out, ErrRateLimited, wait)
 		return
 	}
 	// 9. Body, cut off at the cap. The keywords of a large or chunked
@@ -439,7 +450,6 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		kw, ok = r.match.Match(body)
 	}
 	if !ok {
-		out.code, out.status = CodeOK, fasthttp.StatusOK
 		g.answer(ctx, fasthttp.StatusOK, bodyKeywordMiss)
 		out.reason = reasonKeywordMiss
 		return
@@ -458,7 +468,6 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		case idempotency.Claimed:
 			st.claimed, st.hasClaimed = ticket, true
 		case idempotency.Duplicate:
-			out.code, out.status = CodeOK, fasthttp.StatusOK
 			out.reason = reasonDuplicate
 			g.answer(ctx, fasthttp.StatusOK, bodyDuplicate)
 			return
@@ -467,13 +476,11 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 			return
 		case idempotency.Full: // refuse rather than forget a token
 			out.reason = "client-token store full"
-			out.code, out.status = ErrRateLimited.Code, ErrRateLimited.Status
-			g.refuse(ctx, st, ErrRateLimited, time.Second)
+			g.refuse(ctx, st, out, ErrRateLimited, time.Second)
 			return
 		default: // Unavailable: fail closed, retryable
 			out.reason = "client-token store unavailable"
-			out.code, out.status = ErrUnavailable.Code, ErrUnavailable.Status
-			g.refuse(ctx, st, ErrUnavailable, time.Second)
+			g.refuse(ctx, st, out, ErrUnavailable, time.Second)
 			return
 		}
 	}
@@ -491,15 +498,13 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 			st.hasClaimed = false
 		}
 		out.reason = err.Error()
-		out.code, out.status = ErrUnavailable.Code, ErrUnavailable.Status
-		g.refuse(ctx, st, ErrUnavailable, time.Second)
+		g.refuse(ctx, st, out, ErrUnavailable, time.Second)
 		return
 	}
 	if st.hasClaimed {
 		g.tokens.Done(st.claimed, now.UnixNano())
 		st.hasClaimed = false
 	}
-	out.code, out.status = CodeOK, fasthttp.StatusOK
 	st.resp = appendAccepted(st.resp[:0], st.eventID)
 	g.answer(ctx, fasthttp.StatusOK, st.resp)
 }
@@ -605,9 +610,11 @@ func (st *reqState) feed(p []byte) {
 	}
 }
 
-// refuse answers with a refusal. wait, when positive, becomes Retry-After
+// refuse answers with a refusal and records it as the request's outcome.
+// wait, when positive, becomes Retry-After
 // in whole seconds (at least 1); 429 and 503 always carry it.
-func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, st *reqState, e *Refusal, wait time.Duration) {
+func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, e *Refusal, wait time.Duration) {
+	out.refusal = e
 	if e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable {
 		secs := int64((wait + time.Second - 1) / time.Second)
 		if secs < 1 {
@@ -631,21 +638,16 @@ func constantTimeEqual(a, b []byte) bool {
 
 // slotOf maps a request's outcome to its counter slot.
 func slotOf(out *outcome) int {
-	if out.code == CodeOK {
-		switch out.reason {
-		case reasonKeywordMiss:
-			return slotKeywordMiss
-		case reasonDuplicate:
-			return slotDuplicate
-		}
-		return slotTriggered
+	if out.refusal != nil {
+		return out.refusal.slot
 	}
-	for i, r := range refusals {
-		if r.Code == out.code {
-			return slotRefusals + i
-		}
+	switch out.reason {
+	case reasonKeywordMiss:
+		return slotKeywordMiss
+	case reasonDuplicate:
+		return slotDuplicate
 	}
-	return nSlots - 1 // refusals ends with ErrUnavailable
+	return slotTriggered
 }
 
 const (
@@ -677,9 +679,9 @@ func (g *Gateway) account(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) 
 // every other refusal, the loop guard's 508 among them.
 func logLevel(out *outcome) zapcore.Level {
 	switch {
-	case out.code == CodeOK:
+	case out.refusal == nil:
 		return zapcore.InfoLevel
-	case failure(out.code):
+	case failure(out.refusal.Code):
 		return zapcore.ErrorLevel
 	}
 	return zapcore.DebugLevel
@@ -707,8 +709,8 @@ func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot
 		f = append(f, zap.String("automation", out.r.id), zap.String("table", out.r.table))
 	}
 	f = append(f,
-		zap.Int("code", int(out.code)),
-		zap.Int("status", out.status),
+		zap.Int("code", int(out.code())),
+		zap.Int("status", out.status()),
 		zap.Duration("latency_ms", latency),
 		zap.Int("body_bytes", out.bodyLen),
 	)

@@ -183,10 +183,11 @@ func TestLogLevel(t *testing.T) {
 	}{
 		{ErrLoop, zapcore.DebugLevel}, {ErrCredential, zapcore.DebugLevel}, {ErrRateLimited, zapcore.DebugLevel},
 		{ErrNotFound, zapcore.DebugLevel}, {ErrUnavailable, zapcore.ErrorLevel},
-		{&Refusal{Code: CodeOK, Status: 200}, zapcore.InfoLevel},
+		{nil, zapcore.InfoLevel}, // code 0
 	} {
-		if got := logLevel(&outcome{code: c.e.Code, status: c.e.Status}); got != c.want {
-			t.Errorf("code %d status %d logs at %v, want %v", c.e.Code, c.e.Status, got, c.want)
+		out := &outcome{refusal: c.e}
+		if got := logLevel(out); got != c.want {
+			t.Errorf("code %d status %d logs at %v, want %v", out.code(), out.status(), got, c.want)
 		}
 	}
 }

@@ -50,7 +50,7 @@ func TestLatencyHistogram(t *testing.T) {
 // theirs.
 func TestSlotLabels(t *testing.T) {
 	for _, r := range refusals {
-		l := slotLabels[slotOf(&outcome{code: r.Code, status: r.Status})]
+		l := slotLabels[slotOf(&outcome{refusal: r})]
 		want := "refused"
 		if r == ErrUnavailable {
 			want = "failed"
@@ -60,7 +60,7 @@ func TestSlotLabels(t *testing.T) {
 		}
 	}
 	for reason, want := range map[string]string{"": "triggered", reasonKeywordMiss: "keyword_miss", reasonDuplicate: "duplicate"} {
-		if l := slotLabels[slotOf(&outcome{code: CodeOK, reason: reason})]; l != [2]string{"0", want} {
+		if l := slotLabels[slotOf(&outcome{reason: reason})]; l != [2]string{"0", want} {
 			t.Errorf("code 0 %q counts as %v, want %s", reason, l, want)
 		}
 	}
