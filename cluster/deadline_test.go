@@ -33,8 +33,10 @@ func TestDeadlines(t *testing.T) {
 					t.Fatalf("slot opened %v after the call, deadline %v after it; want opened no later than the call",
 						ctx.opened.Sub(after), ctx.deadline.Sub(ctx.opened))
 				}
-				if ctx.Err() != nil {
-					t.Fatalf("fresh context already ended: %v", ctx.Err())
+				// Ended before its deadline would be wrong; after it (this
+				// goroutine can be held up past a 1ms timeout) is right.
+				if err := ctx.Err(); err != nil && time.Now().Before(dl) {
+					t.Fatalf("context ended before its deadline: %v", err)
 				}
 				if first == nil {
 					first = ctx
