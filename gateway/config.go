@@ -207,6 +207,8 @@ const (
 	MaxLoopHops = 8
 	// minTokenLen is 22 URL-safe base64 characters: 132 bits.
 	minTokenLen = 22
+	// minWriteTimeout is the shortest server.write_timeout.
+	minWriteTimeout = 100 * time.Millisecond
 )
 
 // ConfigError lists every invalid field of a configuration file, each
@@ -533,6 +535,11 @@ func (v *validator) server(s *ServerLimits) {
 		if d.v <= 0 {
 			v.addf(d.field, "%s must be positive", time.Duration(d.v))
 		}
+	}
+	// Below this, the write deadline's coarse clock (writeDeadlines)
+	// could not keep three quarters of it.
+	if s.WriteTimeout > 0 && s.WriteTimeout < Duration(minWriteTimeout) {
+		v.addf("server.write_timeout", "%s is below the minimum %s", time.Duration(s.WriteTimeout), minWriteTimeout)
 	}
 	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
 		v.addf("server.max_header_bytes", "%d is out of range 1024..1048576", s.MaxHeaderBytes)

@@ -72,6 +72,7 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"duplicate token", "tables:\n  - id: t\n    automations:\n      - {id: a, token: " + goodToken + "}\n      - {id: b, token: " + goodToken + "}\n", "tables[0].automations[1].token: is the same as the token of tables[0].automations[0]"},
 		{"log level", "log: {level: loud}\n" + automation(""), `log.level: "loud" is not one of debug, info, warn, error`},
 		{"rate", "limits: {table_rps: -1}\n" + automation(""), "limits.table_rps: -1 is out of range"},
+		{"write timeout", "server: {write_timeout: 50ms}\n" + automation(""), "server.write_timeout: 50ms is below the minimum 100ms"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

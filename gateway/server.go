@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -18,9 +19,13 @@ import (
 // Content-Length, 8 KiB) body bytes before calling the handler. Setting it
 // to 1 keeps that pre-read to a single byte; the handler enforces the real
 // cap (max_body_bytes) itself, for Content-Length and chunked bodies alike.
-func (g *Gateway) NewServer(cfg *Config) *fasthttp.Server {
+//
+// server.write_timeout is kept by the connections Serve accepts, not by
+// fasthttp (see writeDeadlines): serve the listener with Serve, not with
+// the embedded fasthttp.Server's other entry points.
+func (g *Gateway) NewServer(cfg *Config) *Server {
 	s := cfg.Server
-	return &fasthttp.Server{
+	return &Server{writeTimeout: time.Duration(s.WriteTimeout), Server: &fasthttp.Server{
 		Handler:                       g.Handle,
 		ErrorHandler:                  g.handleError,
 		Name:                          "hookgate",
@@ -28,7 +33,6 @@ func (g *Gateway) NewServer(cfg *Config) *fasthttp.Server {
 		MaxRequestBodySize:            1,
 		DisablePreParseMultipartForm:  true,
 		ReadTimeout:                   time.Duration(s.ReadTimeout),
-		WriteTimeout:                  time.Duration(s.WriteTimeout),
 		IdleTimeout:                   time.Duration(s.IdleTimeout),
 		ReadBufferSize:                s.MaxHeaderBytes,
 		MaxConnsPerIP:                 s.MaxConnsPerIP,
@@ -37,7 +41,21 @@ func (g *Gateway) NewServer(cfg *Config) *fasthttp.Server {
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{g.log},
-	}
+	}}
+}
+
+// Server is the webhook listener: fasthttp's server, whose connections
+// Serve gives a write deadline.
+type Server struct {
+	*fasthttp.Server
+	writeTimeout time.Duration
+}
+
+// Serve serves ln until it is closed or the server shut down; each
+// response write of a connection times out after between three quarters
+// and all of server.write_timeout.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.Server.Serve(listenWithWriteTimeout(ln, s.writeTimeout))
 }
 
 // handleError answers fasthttp's own errors (a malformed request line or
