@@ -69,15 +69,23 @@ type deadlineConn struct {
 }
 
 func (c *deadlineConn) Write(b []byte) (int, error) {
-	if c.deadline >= 0 {
-		if now := c.clock.now(); c.deadline-now < c.timeout-c.timeout/8 {
-			c.deadline = now + c.timeout
-			if err := c.Conn.SetWriteDeadline(c.clock.wall(c.deadline)); err != nil {
-				return 0, err
-			}
-		}
+	if err := c.keepDeadline(); err != nil {
+		return 0, err
 	}
 	return c.Conn.Write(b)
+}
+
+// keepDeadline moves the write deadline to the timeout from now once it
+// is an eighth of the timeout old, unless a caller set its own.
+func (c *deadlineConn) keepDeadline() error {
+	if c.deadline < 0 {
+		return nil
+	}
+	if now := c.clock.now(); c.deadline-now < c.timeout-c.timeout/8 {
+		c.deadline = now + c.timeout
+		return c.Conn.SetWriteDeadline(c.clock.wall(c.deadline))
+	}
+	return nil
 }
 
 func (c *deadlineConn) SetWriteDeadline(t time.Time) error {

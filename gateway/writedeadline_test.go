@@ -71,7 +71,7 @@ func TestDeadlineConnRefresh(t *testing.T) {
 	}
 }
 
-func tcpPair(t *testing.T) (server, client net.Conn) {
+func tcpPair(t testing.TB) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -194,4 +194,30 @@ func TestWriteDeadlineMoves(t *testing.T) {
 		}
 		time.Sleep(timeout / 10)
 	}
+}
+
+// BenchmarkWriteDeadline is what each answer pays for its write
+// deadline on a TCP connection: fasthttp's WriteTimeout sets it before
+// every answer, a deadlineConn only checks its age.
+func BenchmarkWriteDeadline(b *testing.B) {
+	const timeout = 10 * time.Second
+	b.Run("set-per-answer", func(b *testing.B) {
+		c, _ := tcpPair(b)
+		for b.Loop() {
+			if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("per-connection", func(b *testing.B) {
+		server, _ := tcpPair(b)
+		clock := newCoarseClock(clockTick(timeout))
+		defer clock.stop()
+		c := &deadlineConn{Conn: server, timeout: int64(timeout), clock: clock}
+		for b.Loop() {
+			if err := c.keepDeadline(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
