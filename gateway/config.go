@@ -207,8 +207,9 @@ const (
 	MaxLoopHops = 8
 	// minTokenLen is 22 URL-safe base64 characters: 132 bits.
 	minTokenLen = 22
-	// minWriteTimeout is the shortest server.write_timeout.
-	minWriteTimeout = 100 * time.Millisecond
+	// minServerTimeout is the shortest server.read_timeout,
+	// idle_timeout and write_timeout.
+	minServerTimeout = 100 * time.Millisecond
 )
 
 // ConfigError lists every invalid field of a configuration file, each
@@ -532,14 +533,11 @@ func (v *validator) server(s *ServerLimits) {
 		field string
 		v     Duration
 	}{{"server.read_timeout", s.ReadTimeout}, {"server.write_timeout", s.WriteTimeout}, {"server.idle_timeout", s.IdleTimeout}} {
-		if d.v <= 0 {
-			v.addf(d.field, "%s must be positive", time.Duration(d.v))
+		// Below the minimum, the connections' coarse clock
+		// (connDeadlines) could not keep three quarters of it.
+		if d.v < Duration(minServerTimeout) {
+			v.addf(d.field, "%s is below the minimum %s", time.Duration(d.v), minServerTimeout)
 		}
-	}
-	// Below this, the write deadline's coarse clock (writeDeadlines)
-	// could not keep three quarters of it.
-	if s.WriteTimeout > 0 && s.WriteTimeout < Duration(minWriteTimeout) {
-		v.addf("server.write_timeout", "%s is below the minimum %s", time.Duration(s.WriteTimeout), minWriteTimeout)
 	}
 	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
 		v.addf("server.max_header_bytes", "%d is out of range 1024..1048576", s.MaxHeaderBytes)

@@ -20,20 +20,18 @@ import (
 // to 1 keeps that pre-read to a single byte; the handler enforces the real
 // cap (max_body_bytes) itself, for Content-Length and chunked bodies alike.
 //
-// server.write_timeout is kept by the connections Serve accepts, not by
-// fasthttp (see writeDeadlines): serve the listener with Serve, not with
-// the embedded fasthttp.Server's other entry points.
+// The read, idle and write timeouts are kept by the connections Serve
+// accepts, not by fasthttp (see connDeadlines): serve the listener with
+// Serve, not with the embedded fasthttp.Server's other entry points.
 func (g *Gateway) NewServer(cfg *Config) *Server {
 	s := cfg.Server
-	return &Server{writeTimeout: time.Duration(s.WriteTimeout), Server: &fasthttp.Server{
+	return &Server{timeouts: s, Server: &fasthttp.Server{
 		Handler:                       g.Handle,
 		ErrorHandler:                  g.handleError,
 		Name:                          "hookgate",
 		StreamRequestBody:             true,
 		MaxRequestBodySize:            1,
 		DisablePreParseMultipartForm:  true,
-		ReadTimeout:                   time.Duration(s.ReadTimeout),
-		IdleTimeout:                   time.Duration(s.IdleTimeout),
 		ReadBufferSize:                s.MaxHeaderBytes,
 		MaxConnsPerIP:                 s.MaxConnsPerIP,
 		Concurrency:                   s.Concurrency,
@@ -45,17 +43,18 @@ func (g *Gateway) NewServer(cfg *Config) *Server {
 }
 
 // Server is the webhook listener: fasthttp's server, whose connections
-// Serve gives a write deadline.
+// Serve gives their deadlines.
 type Server struct {
 	*fasthttp.Server
-	writeTimeout time.Duration
+	timeouts ServerLimits
 }
 
-// Serve serves ln until it is closed or the server shut down; each
-// response write of a connection times out after between three quarters
-// and all of server.write_timeout.
+// Serve serves ln until it is closed or the server shut down, its
+// connections keeping server.read_timeout, idle_timeout and
+// write_timeout as connDeadlines describes.
 func (s *Server) Serve(ln net.Listener) error {
-	return s.Server.Serve(listenWithWriteTimeout(ln, s.writeTimeout))
+	t := s.timeouts
+	return s.Server.Serve(listenWithDeadlines(ln, time.Duration(t.ReadTimeout), time.Duration(t.IdleTimeout), time.Duration(t.WriteTimeout)))
 }
 
 // handleError answers fasthttp's own errors (a malformed request line or
