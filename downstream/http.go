@@ -122,8 +122,10 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 		MaxConns:            cfg.MaxConns,
 		MaxConnWaitTimeout:  cfg.MaxConnWaitTimeout,
 		MaxIdleConnDuration: cfg.MaxIdleConnDuration,
-		ReadTimeout:         cfg.Timeout,
-		WriteTimeout:        cfg.Timeout,
+		// No ReadTimeout or WriteTimeout: every call goes through
+		// DoDeadline, whose deadline becomes the connection's read and
+		// write deadlines; the client's own timeouts would only add a
+		// clock read each per call and never come first.
 		MaxResponseBodySize: cfg.MaxResponseBodySize,
 		// fasthttp re-sends a request that failed after it was written when
 		// RetryIfErr (or, for GET/HEAD/PUT, isIdempotent) says so. A POST
