@@ -345,3 +345,36 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	expectClosed(t, c, time.Now(), idle*3/4, 3*time.Second)
 }
+
+// TestExpectContinue sends a body only after the interim 100 Continue,
+// as curl does for large bodies: the interim answer is a write in the
+// middle of a request, and the body that follows must still be read and
+// the request answered.
+func TestExpectContinue(t *testing.T) {
+	addr := serveTimeouts(t, time.Second, time.Second, time.Second)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := `{"product":"tea"}`
+	fmt.Fprintf(c, "POST /webhook/flow/%s HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", hTokAnon, len(body))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 100 ") {
+		t.Fatalf("interim answer %q, %v; want 100 Continue", line, err)
+	}
+	if _, err := br.ReadString('\n'); err != nil { // the blank line
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	fmt.Fprint(c, body)
+	var resp fasthttp.Response
+	if err := resp.Read(br); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != fasthttp.StatusOK || !strings.Contains(string(resp.Body()), `"code":0`) {
+		t.Fatalf("answer %d %s, want 200 code 0", resp.StatusCode(), resp.Body())
+	}
+}
