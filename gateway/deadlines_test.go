@@ -378,3 +378,36 @@ func TestExpectContinue(t *testing.T) {
 		t.Fatalf("answer %d %s, want 200 code 0", resp.StatusCode(), resp.Body())
 	}
 }
+
+// TestListenAndServeKeepsTimeouts: the entry point fasthttp's server also
+// has serves with the connections' deadlines, not without any.
+func TestListenAndServeKeepsTimeouts(t *testing.T) {
+	g, _, _ := testGateway(t)
+	cfg, err := Parse([]byte(handlerConfig), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.ReadTimeout = Duration(200 * time.Millisecond)
+	srv := g.NewServer(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	done := make(chan error, 1)
+	go func() { done <- srv.ListenAndServe(addr) }()
+	t.Cleanup(func() { srv.Shutdown(); <-done })
+	var c net.Conn
+	for i := 0; ; i++ {
+		if c, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer c.Close()
+	expectClosed(t, c, time.Now(), 150*time.Millisecond, 3*time.Second)
+}

@@ -57,6 +57,16 @@ func (s *Server) Serve(ln net.Listener) error {
 	return s.Server.Serve(listenWithDeadlines(ln, time.Duration(t.ReadTimeout), time.Duration(t.IdleTimeout), time.Duration(t.WriteTimeout)))
 }
 
+// ListenAndServe serves TCP address addr as Serve does: fasthttp's own
+// would serve it without the timeouts.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
 // handleError answers fasthttp's own errors (a malformed request line or
 // header, headers over max_header_bytes, a read timeout) with a JSON body
 // of SPEC §3: a request that can't be parsed names no webhook (404). The
