@@ -18,7 +18,7 @@ const webhookPrefix = "/webhook/flow/"
 type routes struct {
 	// seed keys the token hash, so callers can't aim at hash collisions.
 	seed    maphash.Seed
-	byToken map[uint64]*route
+	byToken tokenTable
 	trusted prefixes
 	maxBody int
 	list    []*route // in config order
@@ -56,9 +56,9 @@ type route struct {
 func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 	rs := &routes{
 		seed:    maphash.MakeSeed(),
-		byToken: make(map[uint64]*route),
 		maxBody: int(cfg.MaxBodyBytes),
 	}
+	byToken := make(map[uint64]*route)
 	for _, p := range cfg.TrustedProxies {
 		pr, err := parsePrefix(p)
 		if err != nil {
@@ -108,16 +108,57 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 				r.bucket = limiter.NewBucket(rps)
 			}
 			h := maphash.String(rs.seed, a.Token)
-			if _, dup := rs.byToken[h]; dup {
+			if _, dup := byToken[h]; dup {
 				// Two distinct tokens collide in 64 bits: astronomically
 				// unlikely, but a reseed would hide a real duplicate.
 				return nil, fmt.Errorf("automation %q: token hash collision; restart to reseed", a.ID)
 			}
-			rs.byToken[h] = r
+			byToken[h] = r
 			rs.list = append(rs.list, r)
 		}
 	}
+	rs.byToken = newTokenTable(byToken)
 	return rs, nil
+}
+
+// tokenTable finds a route by its token's hash: open addressing with
+// linear probing over 16-byte slots, at most half full. With thousands of
+// automations the lookup is a cache miss whatever the structure; here it
+// is usually one line, where a Go map's group (control word, then the
+// slot) is two or three (BenchmarkTokenTable).
+type tokenTable struct {
+	slots []tokenSlot
+	mask  uint64
+}
+
+type tokenSlot struct {
+	hash uint64
+	r    *route // nil: empty
+}
+
+func newTokenTable(m map[uint64]*route) tokenTable {
+	n := 16
+	for n < 2*len(m) {
+		n *= 2
+	}
+	t := tokenTable{slots: make([]tokenSlot, n), mask: uint64(n - 1)}
+	for h, r := range m {
+		i := h & t.mask
+		for t.slots[i].r != nil {
+			i = (i + 1) & t.mask
+		}
+		t.slots[i] = tokenSlot{hash: h, r: r}
+	}
+	return t
+}
+
+// get returns the route whose token hashes to h, or nil.
+func (t *tokenTable) get(h uint64) *route {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if s := &t.slots[i]; s.r == nil || s.hash == h {
+			return s.r
+		}
+	}
 }
 
 // matcherCache shares one compiled Matcher (immutable, safe for
@@ -186,7 +227,7 @@ func compileAutomation(cfg *Config, table string, a *Automation, matchers matche
 // seeded hash and the token itself is compared in constant time, so the
 // lookup's timing says nothing about how much of a guess was right.
 func (rs *routes) lookup(token []byte) *route {
-	r := rs.byToken[maphash.Bytes(rs.seed, token)]
+	r := rs.byToken.get(maphash.Bytes(rs.seed, token))
 	if r == nil || !constantTimeEqual(r.token, token) {
 		return nil
 	}

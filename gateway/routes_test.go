@@ -1,6 +1,10 @@
 package gateway
 
-import "testing"
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
 
 // TestMatcherCache: automations with the same keywords (and case rule)
 // share one compiled matcher; any difference gets its own.
@@ -34,5 +38,73 @@ func TestMatcherCache(t *testing.T) {
 	}
 	if _, err := c.compile([]string{""}, false); err == nil {
 		t.Error("an empty keyword compiled")
+	}
+}
+
+// TestTokenTable: every hash put in finds its route, hashes left out find
+// nothing, including ones that share their low bits (one probe run) and
+// the table full to its bound.
+func TestTokenTable(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 1000} {
+		m := map[uint64]*route{}
+		for i := range n {
+			// Every fourth hash shares its low 16 bits with the one
+			// before, so runs of probes form.
+			h := uint64(i)*0x9e3779b97f4a7c15 | 1
+			if i%4 == 3 {
+				h = h&^0xffff | (uint64(i-1)*0x9e3779b97f4a7c15|1)&0xffff
+			}
+			m[h] = &route{id: fmt.Sprint(i)}
+		}
+		tt := newTokenTable(m)
+		if len(tt.slots) < 2*n || len(tt.slots)&(len(tt.slots)-1) != 0 {
+			t.Fatalf("%d routes: %d slots, want a power of two at least twice as many", n, len(tt.slots))
+		}
+		for h, r := range m {
+			if got := tt.get(h); got != r {
+				t.Fatalf("%d routes: get(%x) = %v, want route %s", n, h, got, r.id)
+			}
+			for _, absent := range []uint64{h + 1<<32, h ^ 1<<63} {
+				if _, in := m[absent]; !in && tt.get(absent) != nil {
+					t.Fatalf("%d routes: get(%x), never put in, found a route", n, absent)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkTokenTable looks up random tokens' hashes among n routes in
+// the table and in the Go map it replaced; with a million routes the
+// structure is far larger than the caches, as thousands of automations'
+// are under load with the kernel's networking sharing them.
+func BenchmarkTokenTable(b *testing.B) {
+	for _, n := range []int{4096, 1 << 20} {
+		m := make(map[uint64]*route, n)
+		keys := make([]uint64, n)
+		r := &route{}
+		for i := range keys {
+			keys[i] = rand.Uint64()
+			m[keys[i]] = r
+		}
+		tt := newTokenTable(m)
+		rand.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+		b.Run(fmt.Sprintf("%d/map", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if m[keys[i&(n-1)]] == nil {
+					b.Fatal("missing")
+				}
+				i++
+			}
+		})
+		b.Run(fmt.Sprintf("%d/table", n), func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if tt.get(keys[i&(n-1)]) == nil {
+					b.Fatal("missing")
+				}
+				i++
+			}
+		})
 	}
 }
