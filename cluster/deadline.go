@@ -17,7 +17,7 @@ import (
 type deadlines struct {
 	timeout time.Duration
 	slot    time.Duration
-	epoch   time.Time // origin of the monotonic instants in slotCtx.start
+	epoch   time.Time // origin of the monotonic instants get compares
 	cur     atomic.Pointer[slotCtx]
 }
 
@@ -36,15 +36,9 @@ func (d *deadlines) get() *slotCtx {
 		// The slot starts now, so its context lasts the timeout and one
 		// slot from here: at least the timeout for every command that
 		// takes it before the slot is over.
-		opened := d.epoch.Add(now)
-		n := &slotCtx{
-			start:    now,
-			opened:   opened,
-			deadline: opened.Add(d.slot + d.timeout),
-			done:     make(chan struct{}),
-		}
+		n := &slotCtx{start: now, deadline: d.epoch.Add(now + d.slot + d.timeout), done: make(chan struct{})}
 		if d.cur.CompareAndSwap(c, n) {
-			time.AfterFunc(d.slot+d.timeout, n.expire)
+			time.AfterFunc(d.slot+d.timeout, func() { close(n.done) })
 			return n
 		}
 		// Another command opened a slot meanwhile: take that one.
@@ -54,27 +48,24 @@ func (d *deadlines) get() *slotCtx {
 // slotCtx is the context shared by the commands of one slot. It carries
 // no values and is never cancelled but by its deadline.
 type slotCtx struct {
-	start time.Duration // when the slot opened, since deadlines.epoch
-	// opened is the same instant as a time: no command of the slot was
-	// sent before it, so a TTL counted from it never outlasts the key.
-	opened   time.Time
+	start    time.Duration // when the slot opened, since deadlines.epoch
 	deadline time.Time
-	done     chan struct{}
-	expired  atomic.Bool
+	done     chan struct{} // closed at the deadline
 }
 
-func (c *slotCtx) expire() {
-	c.expired.Store(true) // before close, so Err is set once Done is
-	close(c.done)
-}
+// opened is when c's slot opened: no command of the slot was sent
+// before it, so a TTL counted from it never outlasts the key.
+func (d *deadlines) opened(c *slotCtx) time.Time { return d.epoch.Add(c.start) }
 
 func (c *slotCtx) Deadline() (time.Time, bool) { return c.deadline, true }
 func (c *slotCtx) Done() <-chan struct{}       { return c.done }
 func (c *slotCtx) Value(any) any               { return nil }
 
 func (c *slotCtx) Err() error {
-	if c.expired.Load() {
+	select {
+	case <-c.done:
 		return context.DeadlineExceeded
+	default:
+		return nil
 	}
-	return nil
 }

@@ -34,9 +34,9 @@ func TestDeadlines(t *testing.T) {
 				if dl.Before(before.Add(timeout)) || dl.After(after.Add(timeout+slot)) {
 					t.Fatalf("deadline %v after the call, want within [%v, %v]", dl.Sub(before), timeout, timeout+slot)
 				}
-				if ctx.opened.After(after) || !ctx.deadline.Equal(ctx.opened.Add(timeout+slot)) {
+				if opened := d.opened(ctx); opened.After(after) || !ctx.deadline.Equal(opened.Add(timeout+slot)) {
 					t.Fatalf("slot opened %v after the call, deadline %v after it; want opened no later than the call",
-						ctx.opened.Sub(after), ctx.deadline.Sub(ctx.opened))
+						opened.Sub(after), ctx.deadline.Sub(opened))
 				}
 				// Ended before its deadline would be wrong; after it (this
 				// goroutine can be held up past a 1ms timeout) is right.

@@ -166,7 +166,7 @@ func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.
 	case 2:
 		// Done elsewhere: remember it here too, for no longer than Redis
 		// will (its TTL counted from before the command was sent).
-		t.remember(k, time.Duration(v[1])*time.Millisecond-time.Since(ctx.opened))
+		t.remember(k, time.Duration(v[1])*time.Millisecond-time.Since(t.c.deadlines.opened(ctx)))
 		return tk, idempotency.Duplicate
 	default:
 		return tk, idempotency.InFlight
@@ -188,7 +188,7 @@ func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
 	t.c.roundTrips.Add(1)
 	if err != nil {
 		// The event was delivered: keep the token here at least.
-		t.remember(tk.Key, t.window-time.Since(ctx.opened))
+		t.remember(tk.Key, t.window-time.Since(t.c.deadlines.opened(ctx)))
 		t.c.failed(err)
 		t.c.log.Error("cannot mark client-token done in redis; it stays in flight until in_flight_ttl, then could trigger again",
 			zap.String("automation", tk.Automation), zap.Error(err))
