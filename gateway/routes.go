@@ -58,7 +58,11 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 		seed:    maphash.MakeSeed(),
 		maxBody: int(cfg.MaxBodyBytes),
 	}
-	byToken := make(map[uint64]*route)
+	n := 0
+	for _, t := range cfg.Tables {
+		n += len(t.Automations)
+	}
+	rs.byToken = newTokenTable(n)
 	for _, p := range cfg.TrustedProxies {
 		pr, err := parsePrefix(p)
 		if err != nil {
@@ -108,16 +112,14 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 				r.bucket = limiter.NewBucket(rps)
 			}
 			h := maphash.String(rs.seed, a.Token)
-			if _, dup := byToken[h]; dup {
+			if !rs.byToken.put(h, r) {
 				// Two distinct tokens collide in 64 bits: astronomically
 				// unlikely, but a reseed would hide a real duplicate.
 				return nil, fmt.Errorf("automation %q: token hash collision; restart to reseed", a.ID)
 			}
-			byToken[h] = r
 			rs.list = append(rs.list, r)
 		}
 	}
-	rs.byToken = newTokenTable(byToken)
 	return rs, nil
 }
 
@@ -136,20 +138,26 @@ type tokenSlot struct {
 	r    *route // nil: empty
 }
 
-func newTokenTable(m map[uint64]*route) tokenTable {
-	n := 16
-	for n < 2*len(m) {
-		n *= 2
+// newTokenTable returns an empty table for n routes.
+func newTokenTable(n int) tokenTable {
+	size := 16
+	for size < 2*n {
+		size *= 2
 	}
-	t := tokenTable{slots: make([]tokenSlot, n), mask: uint64(n - 1)}
-	for h, r := range m {
-		i := h & t.mask
-		for t.slots[i].r != nil {
-			i = (i + 1) & t.mask
+	return tokenTable{slots: make([]tokenSlot, size), mask: uint64(size - 1)}
+}
+
+// put adds r under h, unless h is there already (false). At most the n
+// routes the table was made for may be put.
+func (t *tokenTable) put(h uint64, r *route) bool {
+	i := h & t.mask
+	for ; t.slots[i].r != nil; i = (i + 1) & t.mask {
+		if t.slots[i].hash == h {
+			return false
 		}
-		t.slots[i] = tokenSlot{hash: h, r: r}
 	}
-	return t
+	t.slots[i] = tokenSlot{hash: h, r: r}
+	return true
 }
 
 // get returns the route whose token hashes to h, or nil.

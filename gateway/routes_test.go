@@ -41,9 +41,10 @@ func TestMatcherCache(t *testing.T) {
 	}
 }
 
-// TestTokenTable: every hash put in finds its route, hashes left out find
-// nothing, including ones that share their low bits (one probe run) and
-// the table full to its bound.
+// TestTokenTable: every hash put in finds its route, a hash put twice is
+// refused the second time (compile's collision check), hashes left out
+// find nothing, including ones that share their low bits (one probe run)
+// and the table full to its bound.
 func TestTokenTable(t *testing.T) {
 	for _, n := range []int{0, 1, 7, 8, 9, 1000} {
 		m := map[uint64]*route{}
@@ -56,7 +57,17 @@ func TestTokenTable(t *testing.T) {
 			}
 			m[h] = &route{id: fmt.Sprint(i)}
 		}
-		tt := newTokenTable(m)
+		tt := newTokenTable(n)
+		for h, r := range m {
+			if !tt.put(h, r) {
+				t.Fatalf("%d routes: put(%x) refused a new hash", n, h)
+			}
+		}
+		for h := range m {
+			if tt.put(h, &route{}) {
+				t.Fatalf("%d routes: put(%x) took a hash already there", n, h)
+			}
+		}
 		if len(tt.slots) < 2*n || len(tt.slots)&(len(tt.slots)-1) != 0 {
 			t.Fatalf("%d routes: %d slots, want a power of two at least twice as many", n, len(tt.slots))
 		}
@@ -86,7 +97,10 @@ func BenchmarkTokenTable(b *testing.B) {
 			keys[i] = rand.Uint64()
 			m[keys[i]] = r
 		}
-		tt := newTokenTable(m)
+		tt := newTokenTable(n)
+		for h, r := range m {
+			tt.put(h, r)
+		}
 		rand.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 		b.Run(fmt.Sprintf("%d/map", n), func(b *testing.B) {
 			i := 0
