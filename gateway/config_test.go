@@ -73,6 +73,8 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"log level", "log: {level: loud}\n" + automation(""), `log.level: "loud" is not one of debug, info, warn, error`},
 		{"rate", "limits: {table_rps: -1}\n" + automation(""), "limits.table_rps: -1 is out of range"},
 		{"write timeout", "server: {write_timeout: 50ms}\n" + automation(""), "server.write_timeout: 50ms is below the minimum 100ms"},
+		{"read timeout", "server: {read_timeout: 99ms}\n" + automation(""), "server.read_timeout: 99ms is below the minimum 100ms"},
+		{"idle timeout", "server: {idle_timeout: -1s}\n" + automation(""), "server.idle_timeout: -1s is below the minimum 100ms"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

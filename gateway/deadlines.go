@@ -82,10 +82,10 @@ const (
 	connRequest        // a read brought a request's bytes; reading the rest
 )
 
-// read deadline kinds: which rule the read deadline set follows.
+// read deadline kinds: which rule the read deadline set follows (0 for
+// none yet).
 const (
-	readNone = iota
-	readFirst
+	readFirst = iota + 1
 	readIdle
 	readRequest
 )

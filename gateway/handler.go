@@ -611,8 +611,8 @@ func (st *reqState) feed(p []byte) {
 }
 
 // refuse answers with a refusal and records it as the request's outcome.
-// wait, when positive, becomes Retry-After
-// in whole seconds (at least 1); 429 and 503 always carry it.
+// wait, when positive, becomes Retry-After in whole seconds (at least 1);
+// 429 and 503 always carry it.
 func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, e *Refusal, wait time.Duration) {
 	out.refusal = e
 	if e.Status == fasthttp.StatusTooManyRequests || e.Status == fasthttp.StatusServiceUnavailable {
