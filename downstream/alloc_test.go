@@ -5,6 +5,7 @@ package downstream
 import (
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestHTTPForwardAllocs(t *testing.T) {
@@ -13,7 +14,7 @@ func TestHTTPForwardAllocs(t *testing.T) {
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/hooks/in?x=1"})
 	id, loop, event := []byte("01J0000000000000000000000A"), []byte("new_product"), []byte(testEvent)
 	forward := func() {
-		if err := h.Forward(id, loop, event); err != nil {
+		if err := h.Forward(id, loop, event, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -31,7 +32,7 @@ func TestFileForwardAllocs(t *testing.T) {
 	f := openFile(t, filepath.Join(t.TempDir(), "events.jsonl"))
 	event := []byte(testEvent)
 	forward := func() {
-		if err := f.Forward(nil, nil, event); err != nil {
+		if err := f.Forward(nil, nil, event, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

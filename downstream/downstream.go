@@ -25,12 +25,13 @@ import (
 // the engine answered 2xx; file: the line is written and fsynced). It is safe
 // for concurrent use and makes no allocation per call in steady state.
 // eventID, loop and event are valid only until Forward returns (the caller
-// reuses them): an implementation copies what it keeps.
+// reuses them): an implementation copies what it keeps. start is when the
+// hand-over began: the HTTP sink's timeout runs from it.
 //
 // Close releases the sink; a Forward after Close returns an error that
 // matches ErrClosed.
 type Sink interface {
-	Forward(eventID, loop, event []byte) error
+	Forward(eventID, loop, event []byte, start time.Time) error
 	Close() error
 }
 

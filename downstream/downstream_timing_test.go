@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // BenchmarkFileForward measures the group-committed file sink with
@@ -22,7 +23,7 @@ func BenchmarkFileForward(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := f.Forward(nil, nil, event); err != nil {
+					if err := f.Forward(nil, nil, event, time.Now()); err != nil {
 						b.Error(err)
 						return
 					}
@@ -86,7 +87,7 @@ func BenchmarkHTTPForward(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if err := h.Forward(id, loop, event); err != nil {
+					if err := h.Forward(id, loop, event, time.Now()); err != nil {
 						b.Error(err)
 						return
 					}

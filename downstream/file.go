@@ -144,7 +144,7 @@ func syncDir(dir string) error {
 // meanwhile. An event holding a raw newline is refused. Forward does
 // not time out: once its line may be in the file, giving up would let the
 // caller think a durable event was lost.
-func (f *File) Forward(_, _, event []byte) error {
+func (f *File) Forward(_, _, event []byte, _ time.Time) error {
 	if bytes.IndexByte(event, '\n') >= 0 {
 		// One bad event must not corrupt the line framing of the others.
 		return errNewline

@@ -48,7 +48,7 @@ func TestFileConcurrentForwards(t *testing.T) {
 		ev := fmt.Sprintf(`{"event_id":"%06d","params":{"i":%d}}`, i, i)
 		want[ev] = true
 		wg.Go(func() {
-			if err := f.Forward([]byte("id"), nil, []byte(ev)); err != nil {
+			if err := f.Forward([]byte("id"), nil, []byte(ev), time.Now()); err != nil {
 				errs <- err
 			}
 		})
@@ -80,7 +80,7 @@ func TestFileSequentialForwardsDurable(t *testing.T) {
 	f := openFile(t, path)
 	for i := range 5 {
 		ev := fmt.Sprintf(`{"i":%d}`, i)
-		if err := f.Forward(nil, nil, []byte(ev)); err != nil {
+		if err := f.Forward(nil, nil, []byte(ev), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		// Forward returned: the line is in the file, and had its own fsync.
@@ -97,14 +97,14 @@ func TestFileSequentialForwardsDurable(t *testing.T) {
 func TestFileCloseThenForward(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	f := openFile(t, path)
-	if err := f.Forward(nil, nil, []byte(`{"a":1}`)); err != nil {
+	if err := f.Forward(nil, nil, []byte(`{"a":1}`), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- f.Forward(nil, nil, []byte(`{"a":2}`)) }()
+	go func() { done <- f.Forward(nil, nil, []byte(`{"a":2}`), time.Now()) }()
 	select {
 	case err := <-done:
 		if !errors.Is(err, ErrClosed) {
@@ -131,7 +131,7 @@ func TestFileCloseDuringForwards(t *testing.T) {
 	ok := 0
 	for range 200 {
 		wg.Go(func() {
-			err := f.Forward(nil, nil, []byte(`{"a":1}`))
+			err := f.Forward(nil, nil, []byte(`{"a":1}`), time.Now())
 			if err != nil && !errors.Is(err, ErrClosed) {
 				t.Errorf("Forward: %s", err)
 			}
@@ -161,7 +161,7 @@ func TestFileOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		if err := s.Forward(nil, nil, []byte(`{"a":1}`)); err != nil {
+		if err := s.Forward(nil, nil, []byte(`{"a":1}`), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		st, err := os.Stat(filepath.Join(dir, "data/deep/events.jsonl"))
@@ -178,7 +178,7 @@ func TestFileOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := openFile(t, path)
-		if err := f.Forward(nil, nil, []byte(`{"new":1}`)); err != nil {
+		if err := f.Forward(nil, nil, []byte(`{"new":1}`), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(path)
@@ -208,13 +208,13 @@ func TestFileWriteFailureIsSticky(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			if err := f.Forward(nil, nil, []byte(`{"a":1}`)); !errors.Is(err, ErrWrite) {
+			if err := f.Forward(nil, nil, []byte(`{"a":1}`), time.Now()); !errors.Is(err, ErrWrite) {
 				t.Errorf("Forward to a failing file = %v; want ErrWrite", err)
 			}
 		})
 	}
 	wg.Wait()
-	err := f.Forward(nil, nil, []byte(`{"a":1}`))
+	err := f.Forward(nil, nil, []byte(`{"a":1}`), time.Now())
 	if !errors.Is(err, ErrWrite) || !strings.Contains(err.Error(), `cannot write events file "/dev/full"`) {
 		t.Fatalf("Forward after a failure = %v; want the sticky write error", err)
 	}
@@ -229,10 +229,10 @@ func TestFileWriteFailureIsSticky(t *testing.T) {
 func TestFileRefusesNewline(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	f := openFile(t, path)
-	if err := f.Forward(nil, nil, []byte("{\"a\":\n1}")); !errors.Is(err, ErrRejected) {
+	if err := f.Forward(nil, nil, []byte("{\"a\":\n1}"), time.Now()); !errors.Is(err, ErrRejected) {
 		t.Fatalf("Forward of an event with a raw newline = %v; want ErrRejected", err)
 	}
-	if err := f.Forward(nil, nil, []byte(`{"a":1}`)); err != nil {
+	if err := f.Forward(nil, nil, []byte(`{"a":1}`), time.Now()); err != nil {
 		t.Fatalf("Forward after a refused event: %s", err)
 	}
 	if lines := readLines(t, path); len(lines) != 1 || lines[0] != `{"a":1}` {

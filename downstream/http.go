@@ -180,8 +180,8 @@ func (h *HTTP) dial(addr string, timeout time.Duration) (net.Conn, error) {
 }
 
 // Forward POSTs event to the engine and returns nil only for a 2xx answer.
-// The whole call, retries included, ends within Config.Timeout.
-func (h *HTTP) Forward(eventID, loop, event []byte) error {
+// The whole call, retries included, ends within Config.Timeout of start.
+func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 	if h.closed.Load() {
 		return ErrClosed
 	}
@@ -202,7 +202,7 @@ func (h *HTTP) Forward(eventID, loop, event []byte) error {
 	// Not copied: the request is done with event before Forward returns.
 	req.SetBodyRaw(event)
 
-	deadline := time.Now().Add(h.timeout)
+	deadline := start.Add(h.timeout)
 	var err error
 	for attempt := 1; ; attempt++ {
 		// DoDeadline only sets the request's timeout and calls Do in this

@@ -176,7 +176,7 @@ func TestHTTPForwardAnswers(t *testing.T) {
 			e := startEngine(t, "127.0.0.1:0", answer(tc.status))
 			url := strings.Replace(tc.url, "%s", e.addr, 1)
 			h := openHTTP(t, Config{URL: url, Timeout: 2 * time.Second})
-			err := h.Forward([]byte("01J0000000000000000000000A"), []byte(tc.loop), []byte(testEvent))
+			err := h.Forward([]byte("01J0000000000000000000000A"), []byte(tc.loop), []byte(testEvent), time.Now())
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Forward: %s", err)
@@ -220,7 +220,7 @@ func TestHTTPTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Timeout: timeout})
 	start := time.Now()
-	err := h.Forward([]byte("id"), nil, []byte(testEvent))
+	err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 	elapsed := time.Since(start)
 	if !errors.Is(err, ErrTimeout) || err.Error() != "flow engine timeout after 300ms" {
 		t.Fatalf("Forward error = %v; want flow engine timeout after 300ms", err)
@@ -236,6 +236,13 @@ func TestHTTPTimeout(t *testing.T) {
 	if st := h.Stats(); st.Timeouts != 1 || st.Conns != 0 {
 		t.Fatalf("Stats = %+v; want 1 timeout and no connection left", st)
 	}
+	// The timeout runs from the start the caller gives, not from the call:
+	// a hand-over that began 200ms earlier has 100ms left.
+	start = time.Now()
+	err = h.Forward([]byte("id"), nil, []byte(testEvent), start.Add(-200*time.Millisecond))
+	if elapsed := time.Since(start); !errors.Is(err, ErrTimeout) || elapsed > timeout-100*time.Millisecond {
+		t.Fatalf("Forward begun 200ms before: %v after %s; want a timeout within about 100ms", err, elapsed)
+	}
 }
 
 func TestHTTPEngineClosesWithoutAnswer(t *testing.T) {
@@ -243,7 +250,7 @@ func TestHTTPEngineClosesWithoutAnswer(t *testing.T) {
 		ctx.Conn().Close()
 	})
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Timeout: 2 * time.Second, DialAttempts: 5})
-	err := h.Forward([]byte("id"), nil, []byte(testEvent))
+	err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Forward error = %v; want ErrUnreachable", err)
 	}
@@ -269,7 +276,7 @@ func TestHTTPEngineNotListening(t *testing.T) {
 	for _, tc := range tests {
 		h := openHTTP(t, Config{URL: "http://" + freeAddr(t) + "/", Timeout: 2 * time.Second,
 			DialAttempts: tc.attempts, DialRetryDelay: 10 * time.Millisecond})
-		err := h.Forward([]byte("id"), nil, []byte(testEvent))
+		err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 		if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: ") {
 			t.Fatalf("attempts %d: Forward error = %v; want cannot connect to flow engine", tc.attempts, err)
 		}
@@ -291,7 +298,7 @@ func TestHTTPConcurrentMaxConns(t *testing.T) {
 	var failed atomic.Int64
 	for i := range n {
 		wg.Go(func() {
-			if err := h.Forward([]byte{byte('a' + i%26)}, nil, []byte(testEvent)); err != nil {
+			if err := h.Forward([]byte{byte('a' + i%26)}, nil, []byte(testEvent), time.Now()); err != nil {
 				if failed.Add(1) == 1 {
 					t.Errorf("Forward: %s", err)
 				}
@@ -313,12 +320,12 @@ func TestHTTPConcurrentMaxConns(t *testing.T) {
 func TestHTTPRecovery(t *testing.T) {
 	addr := freeAddr(t)
 	h := openHTTP(t, Config{URL: "http://" + addr + "/", Timeout: time.Second, DialRetryDelay: 10 * time.Millisecond})
-	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); !errors.Is(err, ErrUnreachable) {
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Forward to a down engine: %v; want ErrUnreachable", err)
 	}
 	e := startEngine(t, addr, answer(200))
 	for i := range 3 {
-		if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+		if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 			t.Fatalf("Forward %d after the engine came up: %s", i, err)
 		}
 	}
@@ -328,7 +335,7 @@ func TestHTTPRecovery(t *testing.T) {
 	e2 := startEngine(t, addr, answer(200))
 	var err error
 	for range 2 {
-		if err = h.Forward([]byte("id"), nil, []byte(testEvent)); err == nil {
+		if err = h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err == nil {
 			break
 		}
 		t.Logf("first Forward after the restart: %s", err)
@@ -344,13 +351,13 @@ func TestHTTPRecovery(t *testing.T) {
 func TestHTTPClose(t *testing.T) {
 	e := startEngine(t, "127.0.0.1:0", answer(200))
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/"})
-	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); !errors.Is(err, ErrClosed) {
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Forward after Close = %v; want ErrClosed", err)
 	}
 }
@@ -359,7 +366,7 @@ func TestHTTPLargeAnswer(t *testing.T) {
 	big := strings.Repeat("x", 64<<10)
 	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(big) })
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/"})
-	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("Forward with a 2xx answer longer than the cap: %s", err)
 	}
 }
@@ -371,7 +378,7 @@ func TestHTTPIPv6(t *testing.T) {
 	}
 	e := serveEngine(t, ln, answer(200))
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/in"})
-	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("Forward to %s: %s", e.addr, err)
 	}
 }
@@ -401,7 +408,7 @@ func TestHTTPSUntrustedEngine(t *testing.T) {
 	e := serveEngine(t, tlsLn, answer(200))
 	_, port, _ := net.SplitHostPort(e.addr)
 	h := openHTTP(t, Config{URL: "https://localhost:" + port + "/in", DialAttempts: 2, DialRetryDelay: 10 * time.Millisecond})
-	err = h.Forward([]byte("id"), nil, []byte(testEvent))
+	err = h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 	if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: tls: ") {
 		t.Fatalf("Forward to an untrusted engine = %v; want a failed TLS handshake", err)
 	}
@@ -420,7 +427,7 @@ func TestHTTPSUntrustedEngine(t *testing.T) {
 	}
 	h.tls.RootCAs = x509.NewCertPool()
 	h.tls.RootCAs.AddCert(cert)
-	if err := h.Forward([]byte("id"), nil, []byte(testEvent)); err != nil {
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("Forward to a trusted engine: %s", err)
 	}
 	if got := e.lastSeen(); got.body != testEvent || got.uri != "/in" {
@@ -464,7 +471,7 @@ func TestHTTPStatusThenHangIsAccepted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			err = s.Forward([]byte("id"), nil, []byte(`{}`))
+			err = s.Forward([]byte("id"), nil, []byte(`{}`), time.Now())
 			if (err == nil) != tc.ok {
 				t.Fatalf("Forward = %v, want ok=%v", err, tc.ok)
 			}

@@ -39,10 +39,10 @@ func newBreaker(next Forwarder, b Breaker) *breaker {
 }
 
 // Forward hands the event on unless the breaker is open.
-func (b *breaker) Forward(eventID, loop, event []byte) error {
+func (b *breaker) Forward(eventID, loop, event []byte, start time.Time) error {
 	until := b.openUntil.Load()
 	if until == 0 {
-		err := b.next.Forward(eventID, loop, event)
+		err := b.next.Forward(eventID, loop, event, start)
 		if !trips(err) {
 			if err == nil && b.failures.Load() != 0 {
 				b.failures.Store(0)
@@ -54,11 +54,11 @@ func (b *breaker) Forward(eventID, loop, event []byte) error {
 		}
 		return err
 	}
-	if time.Now().UnixNano() < until || !b.probing.CompareAndSwap(false, true) {
+	if start.UnixNano() < until || !b.probing.CompareAndSwap(false, true) {
 		b.shed.Add(1)
 		return errBreakerOpen
 	}
-	err := b.next.Forward(eventID, loop, event)
+	err := b.next.Forward(eventID, loop, event, start)
 	if trips(err) {
 		b.open(min(2*time.Duration(b.current.Load()), b.maxCooldown))
 	} else {

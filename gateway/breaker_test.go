@@ -44,7 +44,7 @@ func TestBreaker(t *testing.T) {
 	}
 	defer sink.Close()
 	b := newBreaker(sink, Breaker{Failures: 3, Cooldown: Duration(100 * time.Millisecond), MaxCooldown: Duration(300 * time.Millisecond)})
-	fwd := func() error { return b.Forward([]byte("id"), nil, []byte(`{}`)) }
+	fwd := func() error { return b.Forward([]byte("id"), nil, []byte(`{}`), time.Now()) }
 
 	// 4xx is a deliberate answer: it never trips.
 	e.status.Store(404)

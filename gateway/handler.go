@@ -26,10 +26,12 @@ import (
 // Forwarder hands one accepted event to the flow engine. Forward returns
 // nil only once the engine has acknowledged the event (SPEC §7); any error
 // means the event was not accepted and may be retried by the caller.
-// eventID, loop and event are valid only until Forward returns. It must be
-// safe for concurrent use.
+// eventID, loop and event are valid only until Forward returns; start is
+// when the hand-over began, from which a sink's timeout runs (the caller
+// has read the clock for its own measure). It must be safe for concurrent
+// use.
 type Forwarder interface {
-	Forward(eventID, loop, event []byte) error
+	Forward(eventID, loop, event []byte, start time.Time) error
 }
 
 // Gateway runs the check pipeline of SPEC §3 on webhook requests.
@@ -489,7 +491,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	st.loop = appendLoopHeader(st.loop[:0], loopIn, r.loopSelf)
 	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, body)
 	fwdStart := time.Now()
-	err := g.fwd.Forward(st.eventID, st.loop, st.event)
+	err := g.fwd.Forward(st.eventID, st.loop, st.event, fwdStart)
 	g.m.fwdDuration.observe(time.Since(fwdStart))
 	if err != nil {
 		g.m.forwardFailure(err)

@@ -348,7 +348,7 @@ func TestHandlerRecoversFromPanic(t *testing.T) {
 
 type panicky struct{}
 
-func (panicky) Forward(_, _, _ []byte) error { panic("boom") }
+func (panicky) Forward(_, _, _ []byte, _ time.Time) error { panic("boom") }
 
 // TestChunkedCap: without Content-Length the body is cut off at the cap.
 func TestChunkedCap(t *testing.T) {
