@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/hookgate/hookgate/downstream"
+	"github.com/hookgate/hookgate/idempotency"
 	"github.com/hookgate/hookgate/signature"
 )
 
@@ -255,6 +257,14 @@ func TestHandlerZeroAllocs(t *testing.T) {
 		swSig = h
 	}
 
+	// A token another request holds in flight, and a gateway whose sink
+	// is closed: the 409 and 503 paths.
+	if _, res := g.tokens.Claim("anon", []byte("held"), time.Now().UnixNano()); res != idempotency.Claimed {
+		t.Fatalf("claiming the held token: %v", res)
+	}
+	down, downSink, _ := testGateway(t)
+	downSink.Close()
+
 	n := 0
 	paths := []struct {
 		name string
@@ -279,6 +289,8 @@ func TestHandlerZeroAllocs(t *testing.T) {
 		{"401", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", "Bearer nope") }},
 		{"508", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer, "Hookgate-Loop", "a,cred") }},
 		{"429", func() { c.do(g, "POST", hTokSlow, bodyProduct) }},
+		{"409 in flight", func() { c.do(g, "POST", hTokAnon, bodyProduct, "Client-Token", "held") }},
+		{"503 engine unavailable", func() { c.do(down, "POST", hTokCred, bodyProduct, "Authorization", bearer) }},
 		{"400", func() { c.do(g, "POST", hTokCred, bodyBroken, "Authorization", bearer) }},
 		{"accept github signature", func() { c.do(g, "POST", "tok-gh-0123456789abcdefghijk", bodyProduct, ghSig...) }},
 		{"accept standard-webhooks signature", func() {
@@ -297,6 +309,10 @@ func TestHandlerZeroAllocs(t *testing.T) {
 			}
 			if allocs := testing.AllocsPerRun(200, p.run); allocs != 0 {
 				t.Errorf("%.2f allocations per request, want 0", allocs)
+			}
+			// A path named by its status answered with it.
+			if want, err := strconv.Atoi(strings.SplitN(p.name, " ", 2)[0]); err == nil && c.ctx.Response.StatusCode() != want {
+				t.Errorf("the path measured answered %d: %s", c.ctx.Response.StatusCode(), c.ctx.Response.Body())
 			}
 			if strings.HasPrefix(p.name, "accept") {
 				if _, code, data := c.answer(t); code != 0 || data["triggered"] != true {
