@@ -123,24 +123,36 @@ func tcpPair(t testing.TB) (server, client net.Conn) {
 // after a few answers.
 func serveTimeouts(t *testing.T, read, idle, write time.Duration) string {
 	t.Helper()
+	srv := timeoutServer(t, read, idle, write)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runServer(t, srv, func() error { return srv.Serve(smallSendBuffers{ln}) })
+	return ln.Addr().String()
+}
+
+// timeoutServer is the test gateway's server with the given timeouts.
+func timeoutServer(t *testing.T, read, idle, write time.Duration) *Server {
+	t.Helper()
 	g, _, _ := testGateway(t)
 	cfg, err := Parse([]byte(handlerConfig), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Server.ReadTimeout, cfg.Server.IdleTimeout, cfg.Server.WriteTimeout = Duration(read), Duration(idle), Duration(write)
-	srv := g.NewServer(cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	return g.NewServer(cfg)
+}
+
+// runServer runs serve until the test ends, then shuts srv down and
+// waits for serve to return.
+func runServer(t *testing.T, srv *Server, serve func() error) {
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(smallSendBuffers{ln}) }()
+	go func() { done <- serve() }()
 	t.Cleanup(func() {
 		srv.Shutdown()
 		<-done
 	})
-	return ln.Addr().String()
 }
 
 type smallSendBuffers struct{ net.Listener }
@@ -382,22 +394,14 @@ func TestExpectContinue(t *testing.T) {
 // TestListenAndServeKeepsTimeouts: the entry point fasthttp's server also
 // has serves with the connections' deadlines, not without any.
 func TestListenAndServeKeepsTimeouts(t *testing.T) {
-	g, _, _ := testGateway(t)
-	cfg, err := Parse([]byte(handlerConfig), noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Server.ReadTimeout = Duration(200 * time.Millisecond)
-	srv := g.NewServer(cfg)
+	srv := timeoutServer(t, 200*time.Millisecond, time.Minute, time.Minute)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	done := make(chan error, 1)
-	go func() { done <- srv.ListenAndServe(addr) }()
-	t.Cleanup(func() { srv.Shutdown(); <-done })
+	runServer(t, srv, func() error { return srv.ListenAndServe(addr) })
 	var c net.Conn
 	for i := 0; ; i++ {
 		if c, err = net.Dial("tcp", addr); err == nil {
