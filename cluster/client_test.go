@@ -71,7 +71,7 @@ func TestOpenUnreachable(t *testing.T) {
 	if !c.Stats().Down {
 		t.Errorf("not down: %+v", c.Stats())
 	}
-	if _, r := c.Tokens().Claim("a1", []byte("tok"), now()); r != idempotency.Unavailable {
+	if _, r := c.Tokens().Claim("tbl", "a1", []byte("tok"), now()); r != idempotency.Unavailable {
 		t.Errorf("Claim = %v, want unavailable", r)
 	}
 	if s, _ := c.Limiter().Allow("t1", "a1", limiter.NewBucket(50), limiter.NewBucket(5), now()); s != limiter.None {
@@ -79,7 +79,7 @@ func TestOpenUnreachable(t *testing.T) {
 	}
 	srv.Restart(t)
 	if !eventually(t, 5*time.Second, func() bool {
-		_, r := c.Tokens().Claim("a1", []byte("tok"), now())
+		_, r := c.Tokens().Claim("tbl", "a1", []byte("tok"), now())
 		return r == idempotency.Claimed
 	}) {
 		t.Fatalf("never reached redis after it came up: %+v", c.Stats())
@@ -120,7 +120,7 @@ func TestTimeoutBoundsConnecting(t *testing.T) {
 	for i := range 5 {
 		time.Sleep(2 * time.Millisecond) // past RetryInterval: each call asks
 		start := time.Now()
-		_, r := c.Tokens().Claim("a1", []byte("tok"), now())
+		_, r := c.Tokens().Claim("tbl", "a1", []byte("tok"), now())
 		if d := time.Since(start); r != idempotency.Unavailable || d > timeout+timeout/8+50*time.Millisecond {
 			t.Errorf("claim %d: %v after %v; want unavailable within %v", i, r, d, timeout)
 		}

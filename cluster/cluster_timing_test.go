@@ -114,11 +114,11 @@ func BenchmarkClaim(b *testing.B) {
 		op   func(s *cluster.Tokens, buf []byte) idempotency.Result
 	}{
 		{"redis claim", func(s *cluster.Tokens, buf []byte) idempotency.Result {
-			_, r := s.Claim("a1", buf, 0)
+			_, r := s.Claim("tbl", "a1", buf, 0)
 			return r
 		}},
 		{"redis claim+done", func(s *cluster.Tokens, buf []byte) idempotency.Result {
-			tk, r := s.Claim("a1", buf, 0)
+			tk, r := s.Claim("tbl", "a1", buf, 0)
 			s.Done(tk, 0)
 			return r
 		}},
@@ -147,10 +147,10 @@ func BenchmarkClaim(b *testing.B) {
 	b.Run("redis cached duplicate", func(b *testing.B) {
 		c := open(b, srv, prefixFor(b), nil)
 		s := c.Tokens()
-		tk, _ := s.Claim("a1", []byte("dup"), 0)
+		tk, _ := s.Claim("tbl", "a1", []byte("dup"), 0)
 		s.Done(tk, 0)
 		for c.Stats().CacheHits == 0 { // the cache's writes are asynchronous
-			s.Claim("a1", []byte("dup"), 0)
+			s.Claim("tbl", "a1", []byte("dup"), 0)
 		}
 		before := c.Stats()
 		b.ReportAllocs()
@@ -158,7 +158,7 @@ func BenchmarkClaim(b *testing.B) {
 			tok := []byte("dup")
 			var r idempotency.Result
 			for pb.Next() {
-				_, r = s.Claim("a1", tok, 0)
+				_, r = s.Claim("tbl", "a1", tok, 0)
 			}
 			sinkResult = r
 		})

@@ -9,9 +9,11 @@
 // # Round trips
 //
 // A rate-limit check is one Lua script taking the automation's and the
-// table's buckets together (GCRA on the server's clock), and a Claim is one
-// script (SET NX, and the key's state when it was set); Done and Release
-// are one command each. The client (rueidis) pipelines concurrent commands
+// table's buckets together (GCRA on the server's clock); the same script
+// claims a Client-Token (SET NX, and the key's state when it was there)
+// once the request is admitted (Limiter.Admit), so a request costs one
+// round trip before its hand-over. Done and Release are one command each.
+// The client (rueidis) pipelines concurrent commands
 // on one connection, collecting them for up to 50 µs while several wait,
 // so many requests share each network write and round trip.
 // Two things save round trips altogether: a bucket Redis refused is noted
@@ -26,7 +28,7 @@
 //	<prefix>rl:{<table>}:t               table bucket: its theoretical arrival time, µs of Redis' clock;
 //	<prefix>rl:{<table>}:a:<automation>  automation bucket, likewise;
 //	                                     both expire 1s after the bucket is full again
-//	<prefix>ct:{<automation>}:<32 hex>   Client-Token: "i" in flight (expires after InFlightTTL, 1m)
+//	<prefix>ct:{<table>}:<32 hex>        Client-Token: "i" in flight (expires after InFlightTTL, 1m)
 //	                                     or "d" done (expires after Window, 3h)
 //
 // A token is in flight for InFlightTTL rather than the window so that a
@@ -35,10 +37,10 @@
 // outlast the longest request, or a slow request's token could be claimed
 // again: twice the flow engine's timeout is the rule of thumb.
 //
-// The braces are Redis Cluster hash tags: a table's buckets share a slot,
-// as a script touching both requires. The hex is 128 bits of SHA-256 of
-// the automation id and the token (TokenKey): every replica computes the
-// same, and the token itself is not stored.
+// The braces are Redis Cluster hash tags: a table's buckets and tokens
+// share a slot, as the script touching them together requires. The hex is
+// 128 bits of SHA-256 of the automation id and the token (TokenKey): every
+// replica computes the same, and the token itself is not stored.
 //
 // # Memory
 //

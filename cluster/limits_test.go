@@ -11,6 +11,7 @@ import (
 	"github.com/hookgate/hookgate/cluster"
 	"github.com/hookgate/hookgate/cluster/redistest"
 	"github.com/hookgate/hookgate/gateway"
+	"github.com/hookgate/hookgate/idempotency"
 	"github.com/hookgate/hookgate/limiter"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -306,5 +307,80 @@ func TestLimitsOutage(t *testing.T) {
 				t.Errorf("%d warnings in all, want 1", n)
 			}
 		})
+	}
+}
+
+var _ gateway.JointLimiter = (*cluster.Limiter)(nil)
+
+// TestAdmit: the rate check and the Client-Token claim in one round trip.
+// An admitted request takes its rate tokens whatever the claim says; a
+// refused one claims nothing; Shed refuses a bucket Redis refused without
+// asking again; and a request without a token or limits asks nothing.
+func TestAdmit(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := inspect(t, srv)
+	prefix := prefixFor(t)
+	c := open(t, srv, prefix, nil)
+	l := c.Limiter()
+	ab, tb := limiter.NewBucket(2), limiter.NewBucket(50) // a burst of 2
+	tokenKey := func(token string) string {
+		return prefix + "ct:{t1}:" + hexKey(cluster.TokenKey("a1", []byte(token)))
+	}
+	steps := []struct {
+		name       string
+		token      string
+		scope      limiter.Scope
+		res        idempotency.Result // when admitted with a token
+		roundTrips uint64
+		tokenState string // the token's key in Redis after the step
+	}{
+		{"new token: admitted and claimed", "one", limiter.None, idempotency.Claimed, 1, "i"},
+		{"same token: in flight, takes the second rate token", "one", limiter.None, idempotency.InFlight, 1, "i"},
+		{"bucket empty: refused, claims nothing", "two", limiter.Automation, 0, 1, ""},
+		{"noted empty: refused without redis", "two", limiter.Automation, 0, 0, ""},
+	}
+	for _, s := range steps {
+		before := c.Stats().RoundTrips
+		scope, wait, tk, res := l.Admit("t1", "a1", tb, ab, now(), []byte(s.token))
+		if scope != s.scope {
+			t.Fatalf("%s: scope %v, want %v", s.name, scope, s.scope)
+		}
+		if scope == limiter.None && res != s.res {
+			t.Errorf("%s: claim %v, want %v", s.name, res, s.res)
+		}
+		if scope != limiter.None && (res == idempotency.Claimed || wait <= 0) {
+			t.Errorf("%s: refused with claim %v and wait %v", s.name, res, wait)
+		}
+		if n := c.Stats().RoundTrips - before; n != s.roundTrips {
+			t.Errorf("%s: %d round trips, want %d", s.name, n, s.roundTrips)
+		}
+		if got := get(t, rdb, tokenKey(s.token)); got != s.tokenState {
+			t.Errorf("%s: token key %q, want %q", s.name, got, s.tokenState)
+		}
+		if res == idempotency.Claimed && (tk.Table != "t1" || tk.Automation != "a1") {
+			t.Errorf("%s: ticket %+v", s.name, tk)
+		}
+	}
+	if s, _ := l.Shed("t1", "a1", tb, ab, now()); s != limiter.Automation {
+		t.Errorf("Shed after a refusal = %v, want automation", s)
+	}
+	before := c.Stats().RoundTrips
+	if s, _, _, _ := l.Admit("t1", "a2", nil, nil, now(), nil); s != limiter.None {
+		t.Errorf("no limits, no token: %v", s)
+	}
+	if s, _ := l.Shed("t1", "a2", nil, limiter.NewBucket(5), now()); s != limiter.None {
+		t.Errorf("Shed of a fresh bucket = %v, want none", s)
+	}
+	if n := c.Stats().RoundTrips - before; n != 0 {
+		t.Errorf("%d round trips for no limits and no token, and Shed; want 0", n)
+	}
+	// A token done is a duplicate, still taking rate tokens.
+	_, _, tk, _ := l.Admit("t1", "a3", tb, nil, now(), []byte("done"))
+	c.Tokens().Done(tk, now())
+	if s, _, _, r := l.Admit("t1", "a3", tb, limiter.NewBucket(1), now(), []byte("done")); s != limiter.None || r != idempotency.Duplicate {
+		t.Errorf("done token: %v %v, want none duplicate", s, r)
+	}
+	if s, _ := l.Allow("t1", "a3", tb, limiter.NewBucket(1), now()); s != limiter.Automation {
+		t.Errorf("after a duplicate took the 1/s bucket's token: %v, want automation", s)
 	}
 }

@@ -23,10 +23,10 @@ func TestAllocs(t *testing.T) {
 		t.Fatalf("second request: %v, want automation", sc)
 	}
 	token := []byte("6f1c1a57-1d9c-4a1e-9b1a-6a2f0e0b7c11")
-	tk, _ := s.Claim("a1", token, now())
+	tk, _ := s.Claim("tbl", "a1", token, now())
 	s.Done(tk, now())
 	if !eventually(t, time.Second, func() bool {
-		s.Claim("a1", token, now()) // Duplicate, from Redis until the cache has it
+		s.Claim("tbl", "a1", token, now()) // Duplicate, from Redis until the cache has it
 		return c.Stats().CacheHits > 0
 	}) {
 		t.Fatal("the done token never reached the cache")
@@ -41,7 +41,7 @@ func TestAllocs(t *testing.T) {
 			}
 		}},
 		{"Claim of a cached done token", func() {
-			if _, r := s.Claim("a1", token, now()); r != idempotency.Duplicate {
+			if _, r := s.Claim("tbl", "a1", token, now()); r != idempotency.Duplicate {
 				t.Fatalf("Claim = %v", r)
 			}
 		}},

@@ -15,16 +15,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// claimScript puts a token in flight unless it is held: SET NX with the
-// in-flight TTL (ARGV[1], ms) and, when the key was there, its state, in
-// one round trip. It answers {0, 0} claimed, {1, 0} in flight, or
-// {2, remaining ms} done.
-const claimScript = `
-if redis.call('SET', KEYS[1], 'i', 'NX', 'PX', ARGV[1]) then return {0, 0} end
-if redis.call('GET', KEYS[1]) == 'd' then return {2, redis.call('PTTL', KEYS[1])} end
-return {1, 0}
-`
-
 // releaseScript deletes a token only while it is in flight: a token done
 // must not trigger again, whoever asks.
 const releaseScript = `
@@ -56,7 +46,7 @@ type Tokens struct {
 	prefix               string
 	window               time.Duration
 	windowMS, inFlightMS string
-	claim, release       *rueidis.Lua
+	release              *rueidis.Lua
 	// cache maps Key.Hi to Key.Lo of tokens known done: ristretto keys
 	// are one of its scalar types, so the second half of the key is the
 	// value and checked on a hit. Nil when turned off.
@@ -70,7 +60,6 @@ func newTokens(c *Client, cfg Config) (*Tokens, error) {
 		window:     cfg.Window,
 		windowMS:   strconv.FormatInt(cfg.Window.Milliseconds(), 10),
 		inFlightMS: strconv.FormatInt(cfg.InFlightTTL.Milliseconds(), 10),
-		claim:      rueidis.NewLuaScript(claimScript),
 		release:    rueidis.NewLuaScriptRetryable(releaseScript),
 	}
 	if cfg.CacheSize > 0 {
@@ -114,63 +103,44 @@ func TokenKey(automation string, token []byte) idempotency.Key {
 	}
 }
 
-// redisKey is the token's key in Redis: the automation id is the hash tag
-// and the 128-bit key follows in hex.
-func (t *Tokens) redisKey(automation string, k idempotency.Key) string {
+// redisKey is the token's key in Redis: the table's id is the hash tag,
+// as in its buckets' keys, so that one script may claim the token and
+// check the buckets on Redis Cluster too; the 128-bit key, which covers
+// the automation, follows in hex.
+func (t *Tokens) redisKey(table string, k idempotency.Key) string {
 	var h [16]byte
 	binary.BigEndian.PutUint64(h[0:8], k.Hi)
 	binary.BigEndian.PutUint64(h[8:16], k.Lo)
-	b := make([]byte, 0, len(t.prefix)+len("ct:{}:")+len(automation)+32)
+	b := make([]byte, 0, len(t.prefix)+len("ct:{}:")+len(table)+32)
 	b = append(b, t.prefix...)
 	b = append(b, "ct:{"...)
-	b = append(b, automation...)
+	b = append(b, table...)
 	b = append(b, "}:"...)
 	b = hex.AppendEncode(b, h[:])
 	return string(b)
 }
 
-// Claim puts token in flight for automation unless it is in flight or
-// done within the window anywhere in the fleet. Of any number of
-// concurrent Claims of one pair on any replicas, one gets Claimed. When
+// Claim puts token in flight for automation, of table, unless it is in
+// flight or done within the window anywhere in the fleet. Of any number
+// of concurrent Claims of one pair on any replicas, one gets Claimed. When
 // Redis cannot answer within Timeout it returns Unavailable: the caller
-// must not trigger. now is unused: Redis keeps the time.
-func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.Ticket, idempotency.Result) {
-	k := TokenKey(automation, token)
-	tk := idempotency.Ticket{Automation: automation, Key: k}
-	if t.cache != nil {
-		if lo, ok := t.cache.Get(k.Hi); ok && lo == k.Lo {
-			t.c.cacheHits.Add(1)
-			return tk, idempotency.Duplicate
-		}
+// must not trigger. now is unused: Redis keeps the time. Limiter.Admit
+// does the same together with a rate check.
+func (t *Tokens) Claim(table, automation string, token []byte, now int64) (idempotency.Ticket, idempotency.Result) {
+	_, _, tk, res := t.c.limiter.Admit(table, automation, nil, nil, now, token)
+	return tk, res
+}
+
+// cached says whether the cache knows k done, counting the hit.
+func (t *Tokens) cached(k idempotency.Key) bool {
+	if t.cache == nil {
+		return false
 	}
-	if !t.c.ask() {
-		t.c.unavailable.Add(1)
-		return tk, idempotency.Unavailable
+	if lo, ok := t.cache.Get(k.Hi); ok && lo == k.Lo {
+		t.c.cacheHits.Add(1)
+		return true
 	}
-	ctx := t.c.ctx()
-	res := t.claim.Exec(ctx, t.c.rdb, []string{t.redisKey(automation, k)}, []string{t.inFlightMS})
-	t.c.roundTrips.Add(1)
-	v, err := res.AsIntSlice()
-	if err == nil && len(v) != 2 {
-		err = errBadReply
-	}
-	if err != nil {
-		t.c.failed(err)
-		t.c.unavailable.Add(1)
-		return tk, idempotency.Unavailable
-	}
-	t.c.answered()
-	switch v[0] {
-	case 0:
-		return tk, idempotency.Claimed
-	case 2:
-		// Done elsewhere: remember it here too, for no longer than Redis
-		// will (its TTL counted from before the command was sent).
-		t.remember(k, time.Duration(v[1])*time.Millisecond-time.Since(t.c.deadlines.opened(ctx)))
-		return tk, idempotency.Duplicate
-	default:
-		return tk, idempotency.InFlight
-	}
+	return false
 }
 
 // Done marks a claimed token as triggered: Claims of it answer Duplicate
@@ -180,7 +150,7 @@ func (t *Tokens) Claim(automation string, token []byte, now int64) (idempotency.
 // expires after InFlightTTL and the token could then trigger again. now
 // is unused.
 func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
-	key := t.redisKey(tk.Automation, tk.Key)
+	key := t.redisKey(tk.Table, tk.Key)
 	ctx := t.c.ctx()
 	// SET is idempotent, so rueidis may resend it after a network error
 	// within the deadline.
@@ -207,7 +177,7 @@ func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
 // claimed the token, Release frees that claim.
 func (t *Tokens) Release(tk idempotency.Ticket) {
 	ctx := t.c.ctx()
-	err := t.release.Exec(ctx, t.c.rdb, []string{t.redisKey(tk.Automation, tk.Key)}, nil).Error()
+	err := t.release.Exec(ctx, t.c.rdb, []string{t.redisKey(tk.Table, tk.Key)}, nil).Error()
 	t.c.roundTrips.Add(1)
 	if err != nil {
 		t.c.failed(err)

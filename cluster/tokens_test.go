@@ -55,7 +55,7 @@ func TestClaimConcurrent(t *testing.T) {
 		s := stores[i%2]
 		wg.Go(func() {
 			<-ready
-			tk, r := s.Claim("new_product", token, now())
+			tk, r := s.Claim("tbl", "new_product", token, now())
 			mu.Lock()
 			results[r]++
 			if r == idempotency.Claimed {
@@ -74,7 +74,7 @@ func TestClaimConcurrent(t *testing.T) {
 		other = stores[1]
 	}
 	claimer.Done(ticket, now())
-	if _, r := other.Claim("new_product", token, now()); r != idempotency.Duplicate {
+	if _, r := other.Claim("tbl", "new_product", token, now()); r != idempotency.Duplicate {
 		t.Errorf("after Done, the other gateway's Claim = %v, want duplicate", r)
 	}
 	// The other gateway learnt it from Redis and caches it: soon it
@@ -84,13 +84,13 @@ func TestClaimConcurrent(t *testing.T) {
 		oc = c2
 	}
 	if !eventually(t, time.Second, func() bool {
-		_, r := other.Claim("new_product", token, now())
+		_, r := other.Claim("tbl", "new_product", token, now())
 		return r == idempotency.Duplicate && oc.Stats().CacheHits > 0
 	}) {
 		t.Errorf("no cache hit: %+v", oc.Stats())
 	}
 	// Another automation's same token is a different pair.
-	if _, r := other.Claim("other_automation", token, now()); r != idempotency.Claimed {
+	if _, r := other.Claim("tbl", "other_automation", token, now()); r != idempotency.Claimed {
 		t.Errorf("same token, other automation: %v, want claimed", r)
 	}
 }
@@ -126,7 +126,7 @@ func TestClaimRelease(t *testing.T) {
 // ticket in tk when it is not nil.
 func claimOn(s *cluster.Tokens, tk *idempotency.Ticket) func() idempotency.Result {
 	return func() idempotency.Result {
-		got, r := s.Claim("a1", []byte("tok"), now())
+		got, r := s.Claim("tbl", "a1", []byte("tok"), now())
 		if tk != nil {
 			*tk = got
 		}
@@ -149,7 +149,7 @@ func TestClaimOutage(t *testing.T) {
 				cfg.RetryInterval = 30 * time.Millisecond
 			})
 			s := c.Tokens()
-			if _, r := s.Claim("a1", []byte("warm"), now()); r != idempotency.Claimed {
+			if _, r := s.Claim("tbl", "a1", []byte("warm"), now()); r != idempotency.Claimed {
 				t.Fatalf("before the outage: %v", r)
 			}
 			if mode == "stopped" {
@@ -159,7 +159,7 @@ func TestClaimOutage(t *testing.T) {
 			}
 			for i := range 20 {
 				start := time.Now()
-				_, r := s.Claim("a1", []byte("tok"), now())
+				_, r := s.Claim("tbl", "a1", []byte("tok"), now())
 				if r != idempotency.Unavailable {
 					t.Fatalf("claim %d during the outage: %v, want unavailable", i, r)
 				}
@@ -170,7 +170,7 @@ func TestClaimOutage(t *testing.T) {
 			}
 			// Done and Release fail within the timeout too.
 			start := time.Now()
-			s.Release(idempotency.Ticket{Automation: "a1", Key: cluster.TokenKey("a1", []byte("warm"))})
+			s.Release(idempotency.Ticket{Table: "tbl", Automation: "a1", Key: cluster.TokenKey("a1", []byte("warm"))})
 			if d := time.Since(start); d > 2*(timeout+timeout/8)+50*time.Millisecond {
 				t.Errorf("Release took %v", d)
 			}
@@ -183,7 +183,7 @@ func TestClaimOutage(t *testing.T) {
 				srv.Resume(t)
 			}
 			if !eventually(t, 5*time.Second, func() bool {
-				_, r := s.Claim("a1", []byte("fresh"), now())
+				_, r := s.Claim("tbl", "a1", []byte("fresh"), now())
 				return r == idempotency.Claimed
 			}) {
 				t.Fatalf("claims still refused 5s after redis returned: %+v", c.Stats())
@@ -192,13 +192,13 @@ func TestClaimOutage(t *testing.T) {
 			// Redis ran it when it woke: the token is then in flight
 			// (until InFlightTTL), which refuses retries but never
 			// triggers twice. A stopped Redis ran none of them.
-			_, r := s.Claim("a1", []byte("tok"), now())
+			_, r := s.Claim("tbl", "a1", []byte("tok"), now())
 			if want := map[string]idempotency.Result{"stopped": idempotency.Claimed, "hung": idempotency.InFlight}[mode]; r != want {
 				t.Errorf("token claimed during the outage: %v, want %v", r, want)
 			}
 			// The token claimed before the outage survived it (kept data):
 			// it is still in flight.
-			if _, r := s.Claim("a1", []byte("warm"), now()); r != idempotency.InFlight {
+			if _, r := s.Claim("tbl", "a1", []byte("warm"), now()); r != idempotency.InFlight {
 				t.Errorf("token claimed before the outage: %v, want in flight", r)
 			}
 		})
@@ -220,22 +220,22 @@ func TestKeysNamespacedWithTTL(t *testing.T) {
 	for range 3 {
 		l.Allow("tbl_menu", "new_product", limiter.NewBucket(50), limiter.NewBucket(5), now())
 	}
-	s.Claim("new_product", []byte("in-flight"), now())
-	tk, _ := s.Claim("new_product", []byte("done"), now())
+	s.Claim("tbl_menu", "new_product", []byte("in-flight"), now())
+	tk, _ := s.Claim("tbl_menu", "new_product", []byte("done"), now())
 	s.Done(tk, now())
-	tk, _ = s.Claim("new_product", []byte("released"), now())
+	tk, _ = s.Claim("tbl_menu", "new_product", []byte("released"), now())
 	s.Release(tk)
 
 	all := keys(t, rdb, "")
 	if !srv.CanStop() { // a shared Redis holds others' keys
 		all = keys(t, rdb, prefix)
 	}
-	doneKey := prefix + "ct:{new_product}:" + hexKey(cluster.TokenKey("new_product", []byte("done")))
+	doneKey := prefix + "ct:{tbl_menu}:" + hexKey(cluster.TokenKey("new_product", []byte("done")))
 	want := map[string]time.Duration{
 		prefix + "rl:{tbl_menu}:t":             2 * time.Second,
 		prefix + "rl:{tbl_menu}:a:new_product": 2 * time.Second,
 		doneKey:                                window,
-		prefix + "ct:{new_product}:" + hexKey(cluster.TokenKey("new_product", []byte("in-flight"))): inFlight,
+		prefix + "ct:{tbl_menu}:" + hexKey(cluster.TokenKey("new_product", []byte("in-flight"))): inFlight,
 	}
 	if len(all) != len(want) {
 		t.Errorf("keys %q, want %d", all, len(want))
@@ -286,7 +286,7 @@ func TestMemoryUsage(t *testing.T) {
 		t.Fatalf("refused by %v", s)
 	}
 	s := c.Tokens()
-	tk, _ := s.Claim("aut_1234", []byte("6f1c1a57-1d9c-4a1e-9b1a-6a2f0e0b7c11"), now())
+	tk, _ := s.Claim("tbl_1234", "aut_1234", []byte("6f1c1a57-1d9c-4a1e-9b1a-6a2f0e0b7c11"), now())
 	s.Done(tk, now())
 	usage := func(key string) int64 {
 		n, err := rdb.Do(context.Background(), rdb.B().MemoryUsage().Key(key).Build()).AsInt64()
@@ -302,8 +302,8 @@ func TestMemoryUsage(t *testing.T) {
 		// they take at scale: with their expiries and the hash tables.
 		many string
 	}{
-		{"client-token", "hookgate:ct:{aut_1234}:" + hexKey(tk.Key), 120,
-			`for i=1,50000 do redis.call('SET', string.format('hookgate:ct:{aut_1234}:%032x', i), 'd', 'PX', 600000) end`},
+		{"client-token", "hookgate:ct:{tbl_1234}:" + hexKey(tk.Key), 120,
+			`for i=1,50000 do redis.call('SET', string.format('hookgate:ct:{t%07d}:%032x', i, i), 'd', 'PX', 600000) end`},
 		{"table bucket", "hookgate:rl:{tbl_1234}:t", 72,
 			`for i=1,50000 do redis.call('SET', string.format('hookgate:rl:{t%07d}:t', i), '1700000000123456', 'PX', 600000) end`},
 		{"automation bucket", "hookgate:rl:{tbl_1234}:a:aut_1234", 88,
@@ -361,14 +361,14 @@ func TestDoneTokenCache(t *testing.T) {
 		cfg.RetryInterval = 10 * time.Millisecond
 	})
 	s := c.Tokens()
-	tk, r := s.Claim("a1", []byte("once"), now())
+	tk, r := s.Claim("tbl", "a1", []byte("once"), now())
 	if r != idempotency.Claimed {
 		t.Fatalf("claim: %v", r)
 	}
 	s.Done(tk, now())
 	time.Sleep(100 * time.Millisecond) // were Done to cache, the cache's asynchronous write would land
 	before := c.Stats()
-	if _, r := s.Claim("a1", []byte("once"), now()); r != idempotency.Duplicate {
+	if _, r := s.Claim("tbl", "a1", []byte("once"), now()); r != idempotency.Duplicate {
 		t.Fatalf("first repeat: %v, want duplicate", r)
 	}
 	if st := c.Stats(); st.RoundTrips != before.RoundTrips+1 || st.CacheHits != 0 {
@@ -376,7 +376,7 @@ func TestDoneTokenCache(t *testing.T) {
 			st.RoundTrips-before.RoundTrips, st.CacheHits)
 	}
 	if !eventually(t, time.Second, func() bool {
-		_, r := s.Claim("a1", []byte("once"), now())
+		_, r := s.Claim("tbl", "a1", []byte("once"), now())
 		return r == idempotency.Duplicate && c.Stats().CacheHits > 0
 	}) {
 		t.Fatalf("repeats never answered by the cache: %+v", c.Stats())
@@ -385,7 +385,7 @@ func TestDoneTokenCache(t *testing.T) {
 	if !srv.CanStop() {
 		t.Skip("the rest needs a private redis-server")
 	}
-	tk, r = s.Claim("a1", []byte("lost-done"), now())
+	tk, r = s.Claim("tbl", "a1", []byte("lost-done"), now())
 	if r != idempotency.Claimed {
 		t.Fatalf("claim: %v", r)
 	}
@@ -393,7 +393,7 @@ func TestDoneTokenCache(t *testing.T) {
 	s.Done(tk, now()) // fails: Redis is down
 	hits := c.Stats().CacheHits
 	if !eventually(t, time.Second, func() bool {
-		_, r := s.Claim("a1", []byte("lost-done"), now())
+		_, r := s.Claim("tbl", "a1", []byte("lost-done"), now())
 		return r == idempotency.Duplicate
 	}) {
 		t.Fatalf("a token whose Done failed is not answered duplicate here: %+v", c.Stats())

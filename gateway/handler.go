@@ -39,6 +39,9 @@ type Gateway struct {
 	routes atomic.Pointer[routes]
 	fwd    Forwarder
 	limits RateLimiter
+	// joint is limits when it takes the rate decision with the claim
+	// (JointLimiter); nil otherwise.
+	joint  JointLimiter
 	tokens TokenStore
 	log    *zap.Logger
 	m      *metrics
@@ -62,7 +65,9 @@ type Gateway struct {
 type Options struct {
 	// Forwarder receives accepted events (required).
 	Forwarder Forwarder
-	// Limits and Tokens default to the in-process implementations.
+	// Limits and Tokens default to the in-process implementations. When
+	// Limits is a JointLimiter, its Admit claims the Client-Tokens, and
+	// Tokens must be the store those tickets belong to.
 	Limits RateLimiter
 	Tokens TokenStore
 	// Log receives one line per request (default: none).
@@ -103,6 +108,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		lingerFor:   time.Duration(cfg.Server.ReadTimeout),
 		lingerMax:   int(cfg.MaxBodyBytes) + 64<<10,
 	}
+	g.joint, _ = opts.Limits.(JointLimiter)
 	g.routes.Store(rs)
 	g.generation.Store(1)
 	m.generation.Set(1)
@@ -402,69 +408,55 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		fail(ErrTooLarge)
 		return
 	}
-	// 8. Rate limits, on the request's own clock.
-	if scope, wait := g.limits.Allow(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
-		g.m.limited[scope].Inc()
-		g.refuse(ctx, st, out, ErrRateLimited, wait)
+	// 8. Rate limits, on the request's own clock. A JointLimiter refuses
+	// here only what it knows without a round trip; the rest of its
+	// decision is taken with the Client-Token claim (row 12) once the
+	// body is checked, and answers before any later row.
+	var scope limiter.Scope
+	var wait time.Duration
+	if g.joint != nil {
+		scope, wait = g.joint.Shed(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano())
+	} else {
+		scope, wait = g.limits.Allow(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano())
+	}
+	if scope != limiter.None {
+		g.rateLimited(ctx, st, out, scope, wait)
 		return
 	}
-	// 9. Body, cut off at the cap. The keywords of a large or chunked
-	// body are searched in each piece as it is read (step 11 takes the
-	// result), so it is scanned while in the cache rather than in a
-	// second pass; a small body arrives in one read, and one Match over
-	// it costs less than the Scanner's bookkeeping.
-	st.scanning = cl < 0 || cl > streamScanMin
-	if st.scanning {
-		st.scan.Reset(r.match)
-	}
-	if e := g.readBody(ctx, st, cl, rs.maxBody); e != nil {
-		if e == ErrTooLarge {
-			out.unread = -1
+	// 9–11. Body, JSON, keywords.
+	e, kw, hit := g.checkBody(ctx, st, out, r, rs, cl)
+	// 12. Client-Token, of a request that would trigger.
+	var clientToken []byte
+	if e == nil && hit {
+		clientToken = hdr.PeekCanonical(strClientToken)
+		if len(clientToken) == 0 && r.verifier != nil {
+			// A signed delivery id (standard-webhooks' webhook-id)
+			// serves as the idempotency key when no Client-Token is
+			// sent.
+			clientToken = st.sig.IdempotencyKey()
 		}
-		out.bodyLen = len(st.body)
+	}
+	var ticket idempotency.Ticket
+	var res idempotency.Result
+	if g.joint != nil {
+		scope, wait, ticket, res = g.joint.Admit(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano(), clientToken)
+		if scope != limiter.None {
+			g.rateLimited(ctx, st, out, scope, wait)
+			return
+		}
+	} else if len(clientToken) > 0 {
+		ticket, res = g.tokens.Claim(r.table, r.id, clientToken, now.UnixNano())
+	}
+	if e != nil {
 		fail(e)
 		return
 	}
-	out.bodyRead = true
-	if st.sigActive {
-		st.sigActive = false
-		if err := st.sig.Finish(); err != nil {
-			out.reason = err.Error()
-			out.bodyLen = len(st.body)
-			ctx.Response.Header.SetCanonical(strWWWAuthenticate, strBearerChallenge)
-			fail(ErrCredential)
-			return
-		}
-	}
-	body := st.body
-	out.bodyLen = len(body)
-	// 10. JSON.
-	if !validJSON(body) {
-		fail(ErrInvalidJSON)
-		return
-	}
-	// 11. Keywords.
-	var kw int
-	var ok bool
-	if st.scanning {
-		kw, ok = st.scan.Result()
-	} else {
-		kw, ok = r.match.Match(body)
-	}
-	if !ok {
+	if !hit {
 		g.answer(ctx, fasthttp.StatusOK, bodyKeywordMiss)
 		out.reason = reasonKeywordMiss
 		return
 	}
-	// 12. Client-Token.
-	clientToken := hdr.PeekCanonical(strClientToken)
-	if len(clientToken) == 0 && r.verifier != nil {
-		// A signed delivery id (standard-webhooks' webhook-id) serves
-		// as the idempotency key when no Client-Token is sent.
-		clientToken = st.sig.IdempotencyKey()
-	}
 	if len(clientToken) > 0 {
-		ticket, res := g.tokens.Claim(r.id, clientToken, now.UnixNano())
 		g.m.tokens[res].Inc()
 		switch res {
 		case idempotency.Claimed:
@@ -489,7 +481,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	// 13. Hand over to the flow engine.
 	st.eventID = g.ids.next(st.eventID[:0], now.UnixMilli())
 	st.loop = appendLoopHeader(st.loop[:0], loopIn, r.loopSelf)
-	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, body)
+	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, st.body)
 	fwdStart := time.Now()
 	err := g.fwd.Forward(st.eventID, st.loop, st.event, fwdStart)
 	g.m.fwdDuration.observe(time.Since(fwdStart))
@@ -509,6 +501,54 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	}
 	st.resp = appendAccepted(st.resp[:0], st.eventID)
 	g.answer(ctx, fasthttp.StatusOK, st.resp)
+}
+
+// rateLimited answers 429 for scope's bucket.
+func (g *Gateway) rateLimited(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, scope limiter.Scope, wait time.Duration) {
+	g.m.limited[scope].Inc()
+	g.refuse(ctx, st, out, ErrRateLimited, wait)
+}
+
+// checkBody runs rows 9 to 11 of SPEC §3: the body read under the cap
+// (and the signature's MAC over it), valid JSON, and the keywords. It
+// returns the refusal of the first row that fails, or the index of the
+// keyword found and whether one was (hit false: a keyword miss).
+//
+// The keywords of a large or chunked body are searched in each piece as
+// it is read, so it is scanned while in the cache rather than in a second
+// pass; a small body arrives in one read, and one Match over it costs less
+// than the Scanner's bookkeeping.
+func (g *Gateway) checkBody(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, r *route, rs *routes, cl int) (e *Refusal, kw int, hit bool) {
+	st.scanning = cl < 0 || cl > streamScanMin
+	if st.scanning {
+		st.scan.Reset(r.match)
+	}
+	if e := g.readBody(ctx, st, cl, rs.maxBody); e != nil {
+		if e == ErrTooLarge {
+			out.unread = -1
+		}
+		out.bodyLen = len(st.body)
+		return e, 0, false
+	}
+	out.bodyRead = true
+	out.bodyLen = len(st.body)
+	if st.sigActive {
+		st.sigActive = false
+		if err := st.sig.Finish(); err != nil {
+			out.reason = err.Error()
+			ctx.Response.Header.SetCanonical(strWWWAuthenticate, strBearerChallenge)
+			return ErrCredential, 0, false
+		}
+	}
+	if !validJSON(st.body) {
+		return ErrInvalidJSON, 0, false
+	}
+	if st.scanning {
+		kw, hit = st.scan.Result()
+	} else {
+		kw, hit = r.match.Match(st.body)
+	}
+	return nil, kw, hit
 }
 
 // targetPath returns the path of an HTTP request-target: origin form

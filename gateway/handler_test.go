@@ -259,7 +259,7 @@ func TestHandlerZeroAllocs(t *testing.T) {
 
 	// A token another request holds in flight, and a gateway whose sink
 	// is closed: the 409 and 503 paths.
-	if _, res := g.tokens.Claim("anon", []byte("held"), time.Now().UnixNano()); res != idempotency.Claimed {
+	if _, res := g.tokens.Claim("", "anon", []byte("held"), time.Now().UnixNano()); res != idempotency.Claimed {
 		t.Fatalf("claiming the held token: %v", res)
 	}
 	down, downSink, _ := testGateway(t)

@@ -23,9 +23,25 @@ type RateLimiter interface {
 // store that cannot answer returns idempotency.Unavailable and the request
 // is refused (fail closed). It must be safe for concurrent use.
 type TokenStore interface {
-	Claim(automation string, token []byte, now int64) (idempotency.Ticket, idempotency.Result)
+	Claim(table, automation string, token []byte, now int64) (idempotency.Ticket, idempotency.Result)
 	Done(t idempotency.Ticket, now int64)
 	Release(t idempotency.Ticket)
+}
+
+// A JointLimiter is a RateLimiter whose decision is taken together with
+// the Client-Token claim, in one round trip to shared state
+// (cluster.Limiter). The gateway calls Shed where SPEC §3 checks the rate
+// limits (row 8): it refuses only what it can without that round trip (a
+// closed bucket, one known empty) and takes nothing. Once the body is
+// checked, Admit takes the decision of Allow and, when token is not empty
+// and the request is admitted, the claim of TokenStore.Claim; a refusal
+// found then answers 429 as row 8 would have, before any later row's
+// answer. Callers see the same codes as with Allow at row 8; the body of
+// a request refused this way is read before it is refused.
+type JointLimiter interface {
+	RateLimiter
+	Shed(table, automation string, tableBucket, automationBucket *limiter.Bucket, now int64) (limiter.Scope, time.Duration)
+	Admit(table, automation string, tableBucket, automationBucket *limiter.Bucket, now int64, token []byte) (limiter.Scope, time.Duration, idempotency.Ticket, idempotency.Result)
 }
 
 // LocalLimits is the in-process RateLimiter: the buckets alone.
@@ -44,9 +60,9 @@ type LocalTokens struct{ Store *idempotency.Store }
 var _ TokenStore = LocalTokens{}
 
 // Claim claims token for automation in the process's store.
-func (l LocalTokens) Claim(automation string, token []byte, now int64) (idempotency.Ticket, idempotency.Result) {
+func (l LocalTokens) Claim(table, automation string, token []byte, now int64) (idempotency.Ticket, idempotency.Result) {
 	k := l.Store.Key(automation, token)
-	return idempotency.Ticket{Automation: automation, Key: k}, l.Store.Claim(k, now)
+	return idempotency.Ticket{Table: table, Automation: automation, Key: k}, l.Store.Claim(k, now)
 }
 
 // Done marks a claimed token as triggered for the window.

@@ -31,8 +31,11 @@ type Key struct {
 }
 
 // Ticket names one claimed (automation, Client-Token) pair, to be passed
-// back to Done or Release by whichever store issued it.
+// back to Done or Release by whichever store issued it. Table is the
+// automation's table, by which a shared store keeps a table's keys
+// together.
 type Ticket struct {
+	Table      string
 	Automation string
 	Key        Key
 }

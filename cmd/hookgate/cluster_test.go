@@ -103,6 +103,37 @@ func TestFleetRateLimit(t *testing.T) {
 	}
 }
 
+// TestFleetRateLimitFirst: with Redis the rate decision is taken with the
+// Client-Token claim, after the body is read, yet callers see SPEC §3's
+// order: a request over the limit is refused 429 whatever its body or
+// token, and a token refused so was not claimed — it triggers once the
+// bucket has a token again.
+func TestFleetRateLimitFirst(t *testing.T) {
+	_, s, gs := fleet(t)
+	auth := []string{"Authorization", "Bearer " + credential}
+	for i := range 5 { // the burst, on the first gateway
+		if a := post(t, "POST", gs[0].url(tokCred), productBody, auth...); a.Code != 0 {
+			t.Fatalf("burst request %d: %s", i, a.Raw)
+		}
+	}
+	// Neither gateway has been refused yet, so each asks Redis after
+	// reading the body.
+	if a := post(t, "POST", gs[1].url(tokCred), []byte(`{"not json`), auth...); a.Code != 800005652 {
+		t.Errorf("over the limit with invalid JSON: %s, want 429", a.Raw)
+	}
+	if a := post(t, "POST", gs[0].url(tokCred), productBody, append(auth, "Client-Token", "later")...); a.Code != 800005652 {
+		t.Errorf("over the limit with a Client-Token: %s, want 429", a.Raw)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	a := post(t, "POST", gs[1].url(tokCred), productBody, append(auth, "Client-Token", "later")...)
+	if a.Code != 0 || a.Data["triggered"] != true {
+		t.Errorf("the token refused 429 did not trigger later: %s", a.Raw)
+	}
+	if n := len(s.received()); n != 6 {
+		t.Errorf("forwarded %d, want 6", n)
+	}
+}
+
 // TestFleetRedisOutage: Redis stops mid-run. Client-Token claims fail
 // closed (503, never a second trigger), rate limits fall back to local
 // buckets, both gateways keep answering within their timeouts, and all
