@@ -267,14 +267,15 @@ func (c *Client) Limiter() *Limiter { return c.limiter }
 // Tokens returns the fleet-wide Client-Token store.
 func (c *Client) Tokens() *Tokens { return c.tokens }
 
-// Close closes the connections and the token cache. Call it once the
-// gateway has stopped serving: no call may be in progress or come after
-// (the cache does not survive that). It is safe to call more than once.
+// Close sends the queued done marks (see Tokens.Done), then closes the
+// connections and the token cache. Call it once the gateway has stopped
+// serving: no call may be in progress or come after (the cache does not
+// survive that). It is safe to call more than once.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
+		c.tokens.close() // sends the queued done marks first
 		c.closed.Store(true)
 		c.rdb.Close()
-		c.tokens.close()
 	})
 }
 

@@ -12,10 +12,15 @@
 // table's buckets together (GCRA on the server's clock); the same script
 // claims a Client-Token (SET NX, and the key's state when it was there)
 // once the request is admitted (Limiter.Admit), so a request costs one
-// round trip before its hand-over. Done and Release are one command each.
-// The client (rueidis) pipelines concurrent commands
-// on one connection, collecting them for up to 50 µs while several wait,
-// so many requests share each network write and round trip.
+// round trip before its hand-over. Release is one command. Done queues
+// its mark (a SET) and returns: one writer sends the marks queued while
+// it waited on Redis in one pipelined batch, so no request waits for a
+// round trip after its hand-over. Until its mark lands, about a round
+// trip after the answer, a token is still in flight: a repeat then gets
+// 409 (retry), never a second trigger. Close sends the marks still
+// queued. The client (rueidis) pipelines concurrent commands on one
+// connection, collecting them for up to 50 µs while several wait, so many
+// requests share each network write and round trip.
 // Two things save round trips altogether: a bucket Redis refused is noted
 // locally until its next token is due, refusing a flood without asking
 // Redis, and tokens Redis reported done are kept in an in-process cache
@@ -71,11 +76,13 @@
 //   - a Claim that timed out may still reach a Redis that was only slow,
 //     leaving the token in flight until InFlightTTL: retries get 409
 //     until then, and the token never triggers twice;
-//   - a Done that fails leaves the token in flight in Redis until
+//   - a done mark that fails leaves the token in flight in Redis until
 //     InFlightTTL, after which it could trigger again (this replica's
-//     cache still answers Duplicate while it holds it); a Release that
-//     fails leaves it in flight until InFlightTTL (409 for retries until
-//     then). Both are logged.
+//     cache still answers Duplicate while it holds it); so does a gateway
+//     killed (not stopped) with marks queued, for the marks of the last
+//     round trip or so; a Release that fails leaves the token in flight
+//     until InFlightTTL (409 for retries until then). Failures are
+//     logged, once per batch of marks.
 //
 // The connections are re-established by the client. A Redis unreachable
 // when Open is called is handled the same way, but it must then be a

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hookgate/hookgate/cluster"
 	"github.com/hookgate/hookgate/cluster/redistest"
+	"github.com/hookgate/hookgate/idempotency"
 	"github.com/redis/rueidis"
 )
 
@@ -97,4 +98,26 @@ func eventually(t testing.TB, d time.Duration, cond func() bool) bool {
 		}
 	}
 	return cond()
+}
+
+// awaitDuplicate repeats claim until it answers Duplicate — the done mark
+// reaches Redis shortly after Done returns — and fails the test if any
+// answer meanwhile is Claimed: a token is never claimable again once
+// Done was called.
+func awaitDuplicate(t testing.TB, what string, claim func() idempotency.Result) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		switch r := claim(); r {
+		case idempotency.Duplicate:
+			return
+		case idempotency.InFlight:
+		default:
+			t.Fatalf("%s: %v after Done, want in flight until duplicate", what, r)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still in flight 2s after Done", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

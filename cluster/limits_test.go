@@ -377,6 +377,10 @@ func TestAdmit(t *testing.T) {
 	// A token done is a duplicate, still taking rate tokens.
 	_, _, tk, _ := l.Admit("t1", "a3", tb, nil, now(), []byte("done"))
 	c.Tokens().Done(tk, now())
+	awaitDuplicate(t, "done token", func() idempotency.Result {
+		_, _, _, r := l.Admit("t1", "a3", tb, nil, now(), []byte("done"))
+		return r
+	})
 	if s, _, _, r := l.Admit("t1", "a3", tb, limiter.NewBucket(1), now(), []byte("done")); s != limiter.None || r != idempotency.Duplicate {
 		t.Errorf("done token: %v %v, want none duplicate", s, r)
 	}

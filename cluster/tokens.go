@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -47,6 +48,7 @@ type Tokens struct {
 	window               time.Duration
 	windowMS, inFlightMS string
 	release              *rueidis.Lua
+	marks                doneMarks
 	// cache maps Key.Hi to Key.Lo of tokens known done: ristretto keys
 	// are one of its scalar types, so the second half of the key is the
 	// value and checked on a hit. Nil when turned off.
@@ -62,6 +64,9 @@ func newTokens(c *Client, cfg Config) (*Tokens, error) {
 		inFlightMS: strconv.FormatInt(cfg.InFlightTTL.Milliseconds(), 10),
 		release:    rueidis.NewLuaScriptRetryable(releaseScript),
 	}
+	t.marks.wake = make(chan struct{}, 1)
+	t.marks.stop = make(chan struct{})
+	t.marks.stopped = make(chan struct{})
 	if cfg.CacheSize > 0 {
 		var err error
 		t.cache, err = ristretto.NewCache(&ristretto.Config[uint64, uint64]{
@@ -77,10 +82,15 @@ func newTokens(c *Client, cfg Config) (*Tokens, error) {
 			return nil, fmt.Errorf("cluster.cache_size: %d: %w", cfg.CacheSize, err)
 		}
 	}
+	go t.markWriter()
 	return t, nil
 }
 
+// close sends the queued done marks, stops their writer and closes the
+// cache.
 func (t *Tokens) close() {
+	close(t.marks.stop)
+	<-t.marks.stopped
 	if t.cache != nil {
 		t.cache.Close()
 	}
@@ -144,24 +154,110 @@ func (t *Tokens) cached(k idempotency.Key) bool {
 }
 
 // Done marks a claimed token as triggered: Claims of it answer Duplicate
-// for the window. When Redis cannot be told, the failure is logged and
-// counted and the token is put in this replica's cache, which then
-// answers Duplicate while it keeps the token; elsewhere the in-flight key
-// expires after InFlightTTL and the token could then trigger again. now
-// is unused.
+// for the window. It queues the mark and returns; one writer sends the
+// marks queued meanwhile to Redis together, so the requests do not each
+// wait for a round trip after their hand-over (see doneMarks). Until the
+// mark is in Redis — about a round trip — the token is still in flight
+// there: a Claim of it anywhere answers InFlight (409, retry), never
+// Claimed. When Redis cannot be told, the failure is logged and counted
+// and the token is put in this replica's cache, which then answers
+// Duplicate while it keeps the token; elsewhere the in-flight key expires
+// after InFlightTTL and the token could then trigger again. now is
+// unused.
 func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
-	key := t.redisKey(tk.Table, tk.Key)
+	m := &t.marks
+	m.mu.Lock()
+	if len(m.queue) >= maxQueuedMarks {
+		m.mu.Unlock()
+		t.markDone([]idempotency.Ticket{tk}) // Redis is behind: wait for it
+		return
+	}
+	m.queue = append(m.queue, tk)
+	first := len(m.queue) == 1
+	m.mu.Unlock()
+	if first {
+		select {
+		case m.wake <- struct{}{}:
+		default: // the writer is already woken
+		}
+	}
+}
+
+// maxQueuedMarks bounds the done marks waiting for the writer; past it a
+// Done sends its own and waits, so a slow Redis slows the requests rather
+// than grow the queue.
+const maxQueuedMarks = 1 << 14
+
+// doneMarks is the queue of done marks and its writer's signals. Each
+// mark is a command of its own (a SET, routed to the token's slot); the
+// writer sends all those queued while it was busy in one pipelined batch
+// (DoMulti), one write and one wake-up for the lot. A busy gateway so
+// batches as many marks as arrive within a round trip, and a quiet one
+// sends each at once.
+type doneMarks struct {
+	mu      sync.Mutex
+	queue   []idempotency.Ticket
+	wake    chan struct{} // a mark was queued into an empty queue
+	stop    chan struct{} // closed by close
+	stopped chan struct{} // closed by the writer once the queue is sent
+}
+
+// markWriter sends the queued marks until close, then those left.
+func (t *Tokens) markWriter() {
+	m := &t.marks
+	defer close(m.stopped)
+	var batch []idempotency.Ticket
+	for {
+		stopping := false
+		select {
+		case <-m.wake:
+		case <-m.stop:
+			stopping = true
+		}
+		m.mu.Lock()
+		batch, m.queue = m.queue, batch[:0]
+		m.mu.Unlock()
+		if len(batch) > 0 {
+			t.markDone(batch)
+			clear(batch) // drop the ids
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// markDone sets the tokens done in Redis for the window, in one pipelined
+// batch. SET is idempotent, so rueidis may resend it after a network
+// error within the deadline. A mark Redis did not take is logged and
+// counted, and the token cached here as done.
+func (t *Tokens) markDone(batch []idempotency.Ticket) {
+	ms := t.window.Milliseconds()
+	cmds := make(rueidis.Commands, len(batch))
+	for i, tk := range batch {
+		cmds[i] = t.c.rdb.B().Set().Key(t.redisKey(tk.Table, tk.Key)).Value("d").PxMilliseconds(ms).Build().ToRetryable()
+	}
 	ctx := t.c.ctx()
-	// SET is idempotent, so rueidis may resend it after a network error
-	// within the deadline.
-	err := t.c.rdb.Do(ctx, t.c.rdb.B().Set().Key(key).Value("d").PxMilliseconds(t.window.Milliseconds()).Build().ToRetryable()).Error()
-	t.c.roundTrips.Add(1)
-	if err != nil {
-		// The event was delivered: keep the token here at least.
-		t.remember(tk.Key, t.window-time.Since(t.c.deadlines.opened(ctx)))
-		t.c.failed(err)
-		t.c.log.Error("cannot mark client-token done in redis; it stays in flight until in_flight_ttl, then could trigger again",
-			zap.String("automation", tk.Automation), zap.Error(err))
+	res := t.c.rdb.DoMulti(ctx, cmds...)
+	t.c.roundTrips.Add(uint64(len(batch)))
+	failed, first := 0, 0
+	var firstErr error
+	for i, r := range res {
+		if err := r.Error(); err != nil {
+			// The event was delivered: keep the token here at least.
+			t.remember(batch[i].Key, t.window-time.Since(t.c.deadlines.opened(ctx)))
+			if failed == 0 {
+				first, firstErr = i, err
+				t.c.failed(err)
+			} else {
+				t.c.errors.Add(1)
+			}
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.c.log.Error("cannot mark client-tokens done in redis; they stay in flight until in_flight_ttl, then could trigger again",
+			zap.Int("tokens", failed), zap.String("automation", batch[first].Automation), zap.Error(firstErr))
 		return
 	}
 	t.c.answered()

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,9 +75,10 @@ func TestClaimConcurrent(t *testing.T) {
 		other = stores[1]
 	}
 	claimer.Done(ticket, now())
-	if _, r := other.Claim("tbl", "new_product", token, now()); r != idempotency.Duplicate {
-		t.Errorf("after Done, the other gateway's Claim = %v, want duplicate", r)
-	}
+	awaitDuplicate(t, "the other gateway's Claim", func() idempotency.Result {
+		_, r := other.Claim("tbl", "new_product", token, now())
+		return r
+	})
 	// The other gateway learnt it from Redis and caches it: soon it
 	// answers without asking (the cache's writes are asynchronous).
 	oc := c1
@@ -111,7 +113,11 @@ func TestClaimRelease(t *testing.T) {
 		{"claim on 2 while in flight", claimOn(s2, nil), idempotency.InFlight},
 		{"release on 1", func() idempotency.Result { s1.Release(tk); return idempotency.Claimed }, idempotency.Claimed},
 		{"claim on 2 after release", claimOn(s2, &tk), idempotency.Claimed},
-		{"done on 2", func() idempotency.Result { s2.Done(tk, now()); return idempotency.Claimed }, idempotency.Claimed},
+		{"done on 2", func() idempotency.Result {
+			s2.Done(tk, now())
+			awaitDuplicate(t, "claim on 2 after done", claimOn(s2, nil))
+			return idempotency.Claimed
+		}, idempotency.Claimed},
 		{"release on 1 of a done token", func() idempotency.Result { s1.Release(tk); return idempotency.Claimed }, idempotency.Claimed},
 		{"claim on 1 after done and release", claimOn(s1, nil), idempotency.Duplicate},
 	}
@@ -223,6 +229,10 @@ func TestKeysNamespacedWithTTL(t *testing.T) {
 	s.Claim("tbl_menu", "new_product", []byte("in-flight"), now())
 	tk, _ := s.Claim("tbl_menu", "new_product", []byte("done"), now())
 	s.Done(tk, now())
+	awaitDuplicate(t, "the done token", func() idempotency.Result {
+		_, r := s.Claim("tbl_menu", "new_product", []byte("done"), now())
+		return r
+	})
 	tk, _ = s.Claim("tbl_menu", "new_product", []byte("released"), now())
 	s.Release(tk)
 
@@ -288,6 +298,10 @@ func TestMemoryUsage(t *testing.T) {
 	s := c.Tokens()
 	tk, _ := s.Claim("tbl_1234", "aut_1234", []byte("6f1c1a57-1d9c-4a1e-9b1a-6a2f0e0b7c11"), now())
 	s.Done(tk, now())
+	awaitDuplicate(t, "the done token", func() idempotency.Result {
+		_, r := s.Claim("tbl_1234", "aut_1234", []byte("6f1c1a57-1d9c-4a1e-9b1a-6a2f0e0b7c11"), now())
+		return r
+	})
 	usage := func(key string) int64 {
 		n, err := rdb.Do(context.Background(), rdb.B().MemoryUsage().Key(key).Build()).AsInt64()
 		if err != nil {
@@ -402,4 +416,49 @@ func TestDoneTokenCache(t *testing.T) {
 		t.Error("the duplicate did not come from the cache")
 	}
 	srv.Restart(t)
+}
+
+// TestDoneQueued: Done returns before Redis has the mark; concurrent marks
+// all land, with the window's TTL, and Close sends those still queued —
+// a gateway stopping gracefully leaves no answered token in flight.
+func TestDoneQueued(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := inspect(t, srv)
+	prefix := prefixFor(t)
+	c, err := cluster.Open(cluster.Config{URL: srv.URL, Prefix: prefix, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	s := c.Tokens()
+	const n = 2000
+	tks := make([]idempotency.Ticket, n)
+	for i := range tks {
+		tk, r := s.Claim("tbl", "a1", []byte(fmt.Sprintf("token-%d", i)), now())
+		if r != idempotency.Claimed {
+			t.Fatalf("claim %d: %v", i, r)
+		}
+		tks[i] = tk
+	}
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Go(func() {
+			for i := g; i < n; i += 20 {
+				s.Done(tks[i], now())
+			}
+		})
+	}
+	wg.Wait()
+	c.Close()
+	for i, tk := range tks {
+		key := prefix + "ct:{tbl}:" + hexKey(tk.Key)
+		if v := get(t, rdb, key); v != "d" {
+			t.Fatalf("token %d after Done and Close: %q, want d", i, v)
+		}
+		if ttl := pttl(t, rdb, key); ttl < cluster.DefaultWindow-time.Minute {
+			t.Fatalf("token %d: TTL %v, want the window", i, ttl)
+		}
+	}
+	if st := c.Stats(); st.Errors != 0 || st.RoundTrips != 2*n {
+		t.Errorf("stats %+v: want no errors and %d commands", st, 2*n)
+	}
 }
