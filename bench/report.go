@@ -162,7 +162,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	fsync := r.hasEventsPerFsync()
 	b.WriteString("| scenario | req/s | × bare | CPU/req · bare's (×) | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | late | codes | errors |")
 	if fsync {
-		b.WriteString(" events/fsync · Redis cmds/req |")
+		b.WriteString(" events/fsync · Redis per req |")
 	}
 	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	if fsync {
@@ -197,7 +197,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 			fs = strconv.FormatFloat(s.EventsPerFsync, 'f', 1, 64)
 		}
 		if s.RoundTripsPerRequest > 0 {
-			fs = strconv.FormatFloat(s.RoundTripsPerRequest, 'f', 2, 64) + " cmds"
+			fs = strconv.FormatFloat(s.RoundTripsPerRequest, 'f', 2, 64) + " RT"
+			if s.CommandsPerRequest > 0 {
+				fs = strconv.FormatFloat(s.CommandsPerRequest, 'f', 2, 64) + " cmds in " + fs
+			}
+			if s.MarksPerBatch > 0 {
+				fs += fmt.Sprintf(" (%.1f marks/batch)", s.MarksPerBatch)
+			}
 		}
 		cpu := ""
 		if s.GatewayCPU > 0 {
@@ -214,7 +220,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"CPU/req: the gateway process's CPU time (user + system) per answered request in the closed-loop run, then the bare server's in the run beside it, and in brackets bare's over the gateway's (medians over the rounds); neighbours' load moves it far less than req/s. + sink: the flow-engine sink's CPU per event. " +
 		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; " +
 		"late: requests sent more than 1ms after their intended time or not sent at all. codes: the answers' `code`. " +
-		"Redis cmds/req: commands the gateway sent to Redis per answered request; concurrent ones share network writes, and a Client-Token's done mark is sent after the answer.\n")
+		"Redis per req: commands the gateway sent to Redis per answered request and the round trips they took (concurrent ones also share network writes); Client-Tokens' done marks are sent after the answers, in batches (marks/batch), each batch one round trip.\n")
 	if r.fileSinkMetricsMissing() {
 		b.WriteString("\nThe gateway exposes no file-sink counters (" + metricSinkEvents + ", " + metricSinkFsyncs +
 			"), so events per fsync is not reported.\n")

@@ -100,7 +100,7 @@ func TestMarkdown(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
-		"| scenario | req/s | × bare |", "events/fsync · Redis cmds/req |",
+		"| scenario | req/s | × bare |", "events/fsync · Redis per req |",
 		"| bare (1 KB) | 120k | 1 |", "| accept_json | 36.0k | 0.30 |", "| 20.5 |",
 		"800005652 99.9%, 0 0.1% (unexpected: 800006003)", "| broken | failed: hookgate exited while starting: exit status 1 |",
 		"ms @ 18.0k/s", "| 1.2% |", "| 0.55 (0.41–0.62) |", ", 3 rounds", "| 14.2µs · 7.10µs (0.50) + sink 6.00µs |",
@@ -109,12 +109,20 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
-	// Without the gateway's fsync counters the column goes and a note says why.
+	// A cluster scenario's cell: commands, round trips, marks per batch.
 	rep := fakeReport()
+	rep.Scenarios[0].CommandsPerRequest, rep.Scenarios[0].RoundTripsPerRequest, rep.Scenarios[0].MarksPerBatch = 2, 1.13, 8
+	b.Reset()
+	_ = rep.WriteMarkdown(&b)
+	if want := "| 2.00 cmds in 1.13 RT (8.0 marks/batch) |"; !strings.Contains(b.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, b.String())
+	}
+	// Without the gateway's fsync counters the column goes and a note says why.
+	rep = fakeReport()
 	rep.Scenarios[1].EventsPerFsync = 0
 	b.Reset()
 	_ = rep.WriteMarkdown(&b)
-	if strings.Contains(b.String(), "events/fsync · Redis cmds/req |") || !strings.Contains(b.String(), "events per fsync is not reported") {
+	if strings.Contains(b.String(), "events/fsync · Redis per req |") || !strings.Contains(b.String(), "events per fsync is not reported") {
 		t.Errorf("missing fsync counters not explained:\n%s", b.String())
 	}
 }

@@ -122,10 +122,16 @@ type ScenarioResult struct {
 	// closed-loop run (warm-up included), from the gateway's metrics
 	// (file sink only).
 	EventsPerFsync float64 `json:"events_per_fsync,omitempty"`
-	// RoundTripsPerRequest is the Redis commands per request in the
-	// closed-loop run, warm-up included, from the gateway's metrics
-	// (cluster scenarios only).
+	// CommandsPerRequest is the Redis commands per answered request in
+	// the closed-loop run, warm-up included, and RoundTripsPerRequest the
+	// round trips they took: a batch of done marks, sent after the
+	// answers, is one. MarksPerBatch is the done marks per batch. From
+	// the gateway's metrics (cluster scenarios only). Results written
+	// before the marks were batched have no CommandsPerRequest, and each
+	// of their commands was a round trip.
+	CommandsPerRequest   float64 `json:"redis_commands_per_request,omitempty"`
 	RoundTripsPerRequest float64 `json:"redis_round_trips_per_request,omitempty"`
+	MarksPerBatch        float64 `json:"redis_done_marks_per_batch,omitempty"`
 	// Unexpected lists answer codes the scenario should not see.
 	Unexpected []string `json:"unexpected_codes,omitempty"`
 	// Error says why the scenario has no numbers, or what went wrong.
@@ -255,12 +261,15 @@ func (s *Suite) baselines(ctx context.Context, rep *Report, sizes []int, addr st
 	return nil
 }
 
-// Counters scraped from the gateway's admin /metrics for the file sink.
+// Counters scraped from the gateway's admin /metrics for the file sink
+// and the cluster scenarios.
 const (
-	metricRoundTrips = "hookgate_cluster_round_trips_total"
-	metricAnswered   = "hookgate_request_duration_seconds_count"
-	metricSinkEvents = "hookgate_file_sink_events_total"
-	metricSinkFsyncs = "hookgate_file_sink_fsyncs_total"
+	metricRoundTrips  = "hookgate_cluster_round_trips_total"
+	metricDoneMarks   = "hookgate_cluster_done_marks_total"
+	metricMarkBatches = "hookgate_cluster_done_mark_batches_total"
+	metricAnswered    = "hookgate_request_duration_seconds_count"
+	metricSinkEvents  = "hookgate_file_sink_events_total"
+	metricSinkFsyncs  = "hookgate_file_sink_fsyncs_total"
 )
 
 func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr string, rep *Report) ScenarioResult {
@@ -324,7 +333,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	}
 
 	metricsURL := "http://" + admin + "/metrics"
-	before, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs, metricRoundTrips, metricAnswered)
+	before, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
 	var sinkBefore uint64
 	if sc.Sink == SinkHTTP {
 		sinkBefore, _ = sinkEvents(sinkAddr)
@@ -394,9 +403,14 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		}
 	}
 	if sc.Cluster {
-		after, _ := scrape(metricsURL, metricRoundTrips, metricAnswered)
-		if n := after[metricAnswered] - before[metricAnswered]; n > 0 {
-			sr.RoundTripsPerRequest = (after[metricRoundTrips] - before[metricRoundTrips]) / n
+		after, _ := scrape(metricsURL, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
+		d := func(m string) float64 { return after[m] - before[m] }
+		if n := d(metricAnswered); n > 0 {
+			sr.CommandsPerRequest = d(metricRoundTrips) / n
+			sr.RoundTripsPerRequest = (d(metricRoundTrips) - d(metricDoneMarks) + d(metricMarkBatches)) / n
+		}
+		if b := d(metricMarkBatches); b > 0 {
+			sr.MarksPerBatch = d(metricDoneMarks) / b
 		}
 	}
 	if sc.Sink == SinkFile {

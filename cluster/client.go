@@ -86,6 +86,11 @@ type Stats struct {
 	CacheHits uint64
 	// Unavailable counts Claims answered Unavailable.
 	Unavailable uint64
+	// DoneMarks counts the done marks sent (each also one of RoundTrips)
+	// and MarkBatches the pipelined batches they went in, after the
+	// answers (see Tokens.Done): RoundTrips - DoneMarks + MarkBatches is
+	// the round trips taken.
+	DoneMarks, MarkBatches uint64
 	// Down is true while Redis is taken to be unavailable.
 	Down bool
 }
@@ -108,6 +113,7 @@ type Client struct {
 	downSince atomic.Int64 // monotonic ns since epoch
 
 	roundTrips, errors, fallbacks, localDenials, cacheHits, unavailable atomic.Uint64
+	doneMarks, markBatches                                              atomic.Uint64
 
 	limiter *Limiter
 	tokens  *Tokens
@@ -288,6 +294,8 @@ func (c *Client) Stats() Stats {
 		LocalDenials: c.localDenials.Load(),
 		CacheHits:    c.cacheHits.Load(),
 		Unavailable:  c.unavailable.Load(),
+		DoneMarks:    c.doneMarks.Load(),
+		MarkBatches:  c.markBatches.Load(),
 		Down:         c.down.Load(),
 	}
 }

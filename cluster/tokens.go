@@ -240,6 +240,8 @@ func (t *Tokens) markDone(batch []idempotency.Ticket) {
 	ctx := t.c.ctx()
 	res := t.c.rdb.DoMulti(ctx, cmds...)
 	t.c.roundTrips.Add(uint64(len(batch)))
+	t.c.doneMarks.Add(uint64(len(batch)))
+	t.c.markBatches.Add(1)
 	failed, first := 0, 0
 	var firstErr error
 	for i, r := range res {

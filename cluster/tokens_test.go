@@ -458,7 +458,9 @@ func TestDoneQueued(t *testing.T) {
 			t.Fatalf("token %d: TTL %v, want the window", i, ttl)
 		}
 	}
-	if st := c.Stats(); st.Errors != 0 || st.RoundTrips != 2*n {
-		t.Errorf("stats %+v: want no errors and %d commands", st, 2*n)
+	if st := c.Stats(); st.Errors != 0 || st.RoundTrips != 2*n || st.DoneMarks != n || st.MarkBatches < 1 || st.MarkBatches > n {
+		t.Errorf("stats %+v: want no errors, %d commands, %d marks in 1 to %d batches", st, 2*n, n, n)
+	} else {
+		t.Logf("%d marks in %d batches", st.DoneMarks, st.MarkBatches)
 	}
 }

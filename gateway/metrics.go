@@ -203,6 +203,8 @@ func (m *metrics) registerBreaker(b *breaker) {
 func (m *metrics) registerCluster(stats func() cluster.Stats) {
 	f := promFactory{m.reg}
 	f.counterFunc("hookgate_cluster_round_trips_total", "Commands sent to Redis (concurrent ones share network writes).", func() float64 { return float64(stats().RoundTrips) })
+	f.counterFunc("hookgate_cluster_done_marks_total", "Client-Token done marks sent to Redis after the answers (each also a command).", func() float64 { return float64(stats().DoneMarks) })
+	f.counterFunc("hookgate_cluster_done_mark_batches_total", "Pipelined batches the done marks were sent in.", func() float64 { return float64(stats().MarkBatches) })
 	f.counterFunc("hookgate_cluster_errors_total", "Redis commands that failed or timed out.", func() float64 { return float64(stats().Errors) })
 	f.counterFunc("hookgate_cluster_fallbacks_total", "Rate-limit decisions taken on local buckets because Redis could not answer.", func() float64 { return float64(stats().Fallbacks) })
 	f.counterFunc("hookgate_cluster_local_denials_total", "Requests refused by a local note of a bucket Redis had refused, without a round trip.", func() float64 { return float64(stats().LocalDenials) })

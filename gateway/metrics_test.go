@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/cluster"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -62,6 +63,43 @@ func TestSlotLabels(t *testing.T) {
 	for reason, want := range map[string]string{"": "triggered", reasonKeywordMiss: "keyword_miss", reasonDuplicate: "duplicate"} {
 		if l := slotLabels[slotOf(&outcome{reason: reason})]; l != [2]string{"0", want} {
 			t.Errorf("code 0 %q counts as %v, want %s", reason, l, want)
+		}
+	}
+}
+
+// TestClusterMetrics: the Redis-shared state's counters are exported
+// under the names the README and the bench suite read.
+func TestClusterMetrics(t *testing.T) {
+	m := newMetrics()
+	st := cluster.Stats{RoundTrips: 10, DoneMarks: 4, MarkBatches: 2, Errors: 1, Fallbacks: 3, LocalDenials: 5, CacheHits: 6, Down: true}
+	m.registerCluster(func() cluster.Stats { return st })
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, x := range mf.Metric {
+			switch {
+			case x.Counter != nil:
+				got[mf.GetName()] = x.Counter.GetValue()
+			case x.Gauge != nil:
+				got[mf.GetName()] = x.Gauge.GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"hookgate_cluster_round_trips_total":       10,
+		"hookgate_cluster_done_marks_total":        4,
+		"hookgate_cluster_done_mark_batches_total": 2,
+		"hookgate_cluster_errors_total":            1,
+		"hookgate_cluster_fallbacks_total":         3,
+		"hookgate_cluster_local_denials_total":     5,
+		"hookgate_cluster_cache_hits_total":        6,
+		"hookgate_cluster_redis_down":              1,
+	} {
+		if v, ok := got[name]; !ok || v != want {
+			t.Errorf("%s = %v (exported: %v), want %v", name, v, ok, want)
 		}
 	}
 }
