@@ -146,6 +146,58 @@ func TestFleetRateLimitFirst(t *testing.T) {
 	}
 }
 
+// TestFleetStopMarksDone: a gateway stopped (SIGTERM) while the done
+// marks of answered requests wait on a slow Redis sends them before it
+// exits: each token is then a duplicate on the other gateway, not in
+// flight.
+func TestFleetStopMarksDone(t *testing.T) {
+	r := redistest.Start(t)
+	if !r.CanStop() {
+		t.Skip("REDIS_URL names an outside server, which this test can't pause")
+	}
+	s := startSink(t)
+	// Redis may answer late here, so a command gets 5s.
+	cfg := strings.Replace(fleetConfig(r.URL, s.URL), "timeout: 300ms", "timeout: 5s", 1)
+	gs := [2]*gatewayProc{startGateway(t, cfg), startGateway(t, cfg)}
+	s.set(200, 300*time.Millisecond)
+	const n = 200
+	var wg sync.WaitGroup
+	answers := make([]answer, n)
+	for i := range n {
+		wg.Go(func() {
+			answers[i] = post(t, "POST", gs[0].url(tokAnon), productBody, "Client-Token", fmt.Sprintf("stop-%d", i))
+		})
+	}
+	// Every token is claimed and its event at the engine. Redis freezes
+	// before the engine answers, so the marks made on the answers wait:
+	// the first batch in Redis' socket, the rest in the gateway's queue.
+	s.waitArrived(t, n)
+	r.Pause(t)
+	wg.Wait()
+	for i, a := range answers {
+		if a.Code != 0 || a.Data["triggered"] != true {
+			r.Resume(t)
+			t.Fatalf("request %d: %s", i, a.Raw)
+		}
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- gs[0].stop(t) }()
+	time.Sleep(300 * time.Millisecond) // the stop is waiting on the marks
+	r.Resume(t)
+	if err := <-stopped; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, gs[0].log())
+	}
+	s.set(200, 0)
+	for i := range n {
+		if a := post(t, "POST", gs[1].url(tokAnon), productBody, "Client-Token", fmt.Sprintf("stop-%d", i)); a.Code != 0 || a.Data["duplicate"] != true {
+			t.Fatalf("token %d on the other gateway after the stop: %s, want a duplicate", i, a.Raw)
+		}
+	}
+	if got := len(s.received()); got != n {
+		t.Errorf("forwarded %d, want %d", got, n)
+	}
+}
+
 // TestFleetRedisOutage: Redis stops mid-run. Client-Token claims fail
 // closed (503, never a second trigger), rate limits fall back to local
 // buckets, both gateways keep answering within their timeouts, and all
