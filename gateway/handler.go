@@ -38,10 +38,9 @@ type Forwarder interface {
 type Gateway struct {
 	routes atomic.Pointer[routes]
 	fwd    Forwarder
-	limits RateLimiter
-	// joint is limits when it takes the rate decision with the claim
-	// (JointLimiter); nil otherwise.
-	joint  JointLimiter
+	// admit takes the rate decisions and the Client-Token claims;
+	// tokens marks the claimed ones done or releases them.
+	admit  admission
 	tokens TokenStore
 	log    *zap.Logger
 	m      *metrics
@@ -96,7 +95,6 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 	br := newBreaker(opts.Forwarder, cfg.Downstream.Breaker)
 	g := &Gateway{
 		fwd:    br,
-		limits: opts.Limits,
 		tokens: opts.Tokens,
 		log:    opts.Log,
 
@@ -108,7 +106,11 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		lingerFor:   time.Duration(cfg.Server.ReadTimeout),
 		lingerMax:   int(cfg.MaxBodyBytes) + 64<<10,
 	}
-	g.joint, _ = opts.Limits.(JointLimiter)
+	if j, ok := opts.Limits.(JointLimiter); ok {
+		g.admit = j
+	} else {
+		g.admit = decideFirst{limits: opts.Limits, tokens: opts.Tokens}
+	}
 	g.routes.Store(rs)
 	g.generation.Store(1)
 	m.generation.Set(1)
@@ -412,14 +414,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	// here only what it knows without a round trip; the rest of its
 	// decision is taken with the Client-Token claim (row 12) once the
 	// body is checked, and answers before any later row.
-	var scope limiter.Scope
-	var wait time.Duration
-	if g.joint != nil {
-		scope, wait = g.joint.Shed(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano())
-	} else {
-		scope, wait = g.limits.Allow(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano())
-	}
-	if scope != limiter.None {
+	if scope, wait := g.admit.Shed(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
 		g.rateLimited(ctx, st, out, scope, wait)
 		return
 	}
@@ -436,16 +431,10 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 			clientToken = st.sig.IdempotencyKey()
 		}
 	}
-	var ticket idempotency.Ticket
-	var res idempotency.Result
-	if g.joint != nil {
-		scope, wait, ticket, res = g.joint.Admit(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano(), clientToken)
-		if scope != limiter.None {
-			g.rateLimited(ctx, st, out, scope, wait)
-			return
-		}
-	} else if len(clientToken) > 0 {
-		ticket, res = g.tokens.Claim(r.table, r.id, clientToken, now.UnixNano())
+	scope, wait, ticket, res := g.admit.Admit(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano(), clientToken)
+	if scope != limiter.None {
+		g.rateLimited(ctx, st, out, scope, wait)
+		return
 	}
 	if e != nil {
 		fail(e)

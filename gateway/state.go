@@ -40,8 +40,36 @@ type TokenStore interface {
 // a request refused this way is read before it is refused.
 type JointLimiter interface {
 	RateLimiter
+	admission
+}
+
+// admission is how the handler asks for the rate decision and the
+// Client-Token claim: Shed at row 8, Admit once the body is checked, as
+// JointLimiter describes. A JointLimiter is one; any other RateLimiter
+// becomes one with its TokenStore (decideFirst).
+type admission interface {
 	Shed(table, automation string, tableBucket, automationBucket *limiter.Bucket, now int64) (limiter.Scope, time.Duration)
 	Admit(table, automation string, tableBucket, automationBucket *limiter.Bucket, now int64, token []byte) (limiter.Scope, time.Duration, idempotency.Ticket, idempotency.Result)
+}
+
+// decideFirst is the admission of a RateLimiter that takes its whole
+// decision at row 8 (Shed is Allow), with the claims of a TokenStore once
+// the body is checked (Admit only claims).
+type decideFirst struct {
+	limits RateLimiter
+	tokens TokenStore
+}
+
+func (a decideFirst) Shed(table, automation string, tableBucket, automationBucket *limiter.Bucket, now int64) (limiter.Scope, time.Duration) {
+	return a.limits.Allow(table, automation, tableBucket, automationBucket, now)
+}
+
+func (a decideFirst) Admit(table, automation string, _, _ *limiter.Bucket, now int64, token []byte) (limiter.Scope, time.Duration, idempotency.Ticket, idempotency.Result) {
+	if len(token) == 0 {
+		return limiter.None, 0, idempotency.Ticket{}, idempotency.Unavailable
+	}
+	tk, res := a.tokens.Claim(table, automation, token, now)
+	return limiter.None, 0, tk, res
 }
 
 // LocalLimits is the in-process RateLimiter: the buckets alone.
