@@ -43,12 +43,12 @@ var errBadReply = errors.New("unexpected reply from redis")
 // ristretto cost a tenth of the gateway's time in cluster mode, while a
 // repeated token costs one round trip before the cache answers for it.
 type Tokens struct {
-	c                    *Client
-	prefix               string
-	window               time.Duration
-	windowMS, inFlightMS string
-	release              *rueidis.Lua
-	marks                doneMarks
+	c          *Client
+	prefix     string
+	window     time.Duration
+	inFlightMS string
+	release    *rueidis.Lua
+	marks      doneMarks
 	// cache maps Key.Hi to Key.Lo of tokens known done: ristretto keys
 	// are one of its scalar types, so the second half of the key is the
 	// value and checked on a hit. Nil when turned off.
@@ -60,7 +60,6 @@ func newTokens(c *Client, cfg Config) (*Tokens, error) {
 		c:          c,
 		prefix:     cfg.Prefix,
 		window:     cfg.Window,
-		windowMS:   strconv.FormatInt(cfg.Window.Milliseconds(), 10),
 		inFlightMS: strconv.FormatInt(cfg.InFlightTTL.Milliseconds(), 10),
 		release:    rueidis.NewLuaScriptRetryable(releaseScript),
 	}
