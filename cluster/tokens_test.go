@@ -464,3 +464,52 @@ func TestDoneQueued(t *testing.T) {
 		t.Logf("%d marks in %d batches", st.DoneMarks, st.MarkBatches)
 	}
 }
+
+// TestDoneQueueBounded: while Redis does not answer, Done queues up to
+// MaxQueuedMarks marks and returns; past them a Done sends its own mark
+// and waits for Redis, so a slow Redis slows the requests instead of
+// growing the queue. Every mark lands once Redis answers.
+func TestDoneQueueBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	if !srv.CanStop() {
+		t.Skip("needs a private redis-server to pause")
+	}
+	rdb := inspect(t, srv)
+	prefix := prefixFor(t)
+	c, err := cluster.Open(cluster.Config{URL: srv.URL, Prefix: prefix, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	s := c.Tokens()
+	n := 2 * cluster.MaxQueuedMarks // past the bound, whatever the writer took first
+	tks := make([]idempotency.Ticket, n)
+	for i := range tks {
+		tk, r := s.Claim("tbl", "a1", []byte(fmt.Sprintf("bounded-%d", i)), now())
+		if r != idempotency.Claimed {
+			t.Fatalf("claim %d: %v", i, r)
+		}
+		tks[i] = tk
+	}
+	const paused = 300 * time.Millisecond
+	srv.Pause(t)
+	resumed := time.AfterFunc(paused, func() { srv.Resume(t) })
+	defer resumed.Stop()
+	start := time.Now()
+	for _, tk := range tks {
+		s.Done(tk, now())
+	}
+	// The Dones past the bound waited for Redis, which answered only
+	// once resumed; an unbounded queue would have returned at once.
+	if d := time.Since(start); d < paused-50*time.Millisecond {
+		t.Errorf("%d Dones returned after %v with Redis paused for %v: the queue is not bounded", n, d, paused)
+	}
+	c.Close()
+	for i, tk := range tks {
+		if v := get(t, rdb, prefix+"ct:{tbl}:"+hexKey(tk.Key)); v != "d" {
+			t.Fatalf("token %d: %q, want d", i, v)
+		}
+	}
+	if st := c.Stats(); st.DoneMarks != uint64(n) || st.Errors != 0 {
+		t.Errorf("stats %+v: want %d marks and no errors", st, n)
+	}
+}
