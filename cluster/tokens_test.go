@@ -431,14 +431,7 @@ func TestDoneQueued(t *testing.T) {
 	}
 	s := c.Tokens()
 	const n = 2000
-	tks := make([]idempotency.Ticket, n)
-	for i := range tks {
-		tk, r := s.Claim("tbl", "a1", []byte(fmt.Sprintf("token-%d", i)), now())
-		if r != idempotency.Claimed {
-			t.Fatalf("claim %d: %v", i, r)
-		}
-		tks[i] = tk
-	}
+	tks := claimMany(t, s, n)
 	var wg sync.WaitGroup
 	for g := range 20 {
 		wg.Go(func() {
@@ -449,15 +442,7 @@ func TestDoneQueued(t *testing.T) {
 	}
 	wg.Wait()
 	c.Close()
-	for i, tk := range tks {
-		key := prefix + "ct:{tbl}:" + hexKey(tk.Key)
-		if v := get(t, rdb, key); v != "d" {
-			t.Fatalf("token %d after Done and Close: %q, want d", i, v)
-		}
-		if ttl := pttl(t, rdb, key); ttl < cluster.DefaultWindow-time.Minute {
-			t.Fatalf("token %d: TTL %v, want the window", i, ttl)
-		}
-	}
+	checkDone(t, rdb, prefix, tks)
 	if st := c.Stats(); st.Errors != 0 || st.RoundTrips != 2*n || st.DoneMarks != n || st.MarkBatches < 1 || st.MarkBatches > n {
 		t.Errorf("stats %+v: want no errors, %d commands, %d marks in 1 to %d batches", st, 2*n, n, n)
 	} else {
@@ -482,14 +467,7 @@ func TestDoneQueueBounded(t *testing.T) {
 	}
 	s := c.Tokens()
 	n := 2 * cluster.MaxQueuedMarks // past the bound, whatever the writer took first
-	tks := make([]idempotency.Ticket, n)
-	for i := range tks {
-		tk, r := s.Claim("tbl", "a1", []byte(fmt.Sprintf("bounded-%d", i)), now())
-		if r != idempotency.Claimed {
-			t.Fatalf("claim %d: %v", i, r)
-		}
-		tks[i] = tk
-	}
+	tks := claimMany(t, s, n)
 	const paused = 300 * time.Millisecond
 	srv.Pause(t)
 	resumed := time.AfterFunc(paused, func() { srv.Resume(t) })
@@ -504,12 +482,37 @@ func TestDoneQueueBounded(t *testing.T) {
 		t.Errorf("%d Dones returned after %v with Redis paused for %v: the queue is not bounded", n, d, paused)
 	}
 	c.Close()
-	for i, tk := range tks {
-		if v := get(t, rdb, prefix+"ct:{tbl}:"+hexKey(tk.Key)); v != "d" {
-			t.Fatalf("token %d: %q, want d", i, v)
-		}
-	}
+	checkDone(t, rdb, prefix, tks)
 	if st := c.Stats(); st.DoneMarks != uint64(n) || st.Errors != 0 {
 		t.Errorf("stats %+v: want %d marks and no errors", st, n)
+	}
+}
+
+// claimMany claims n distinct tokens of automation a1 in table tbl.
+func claimMany(t *testing.T, s *cluster.Tokens, n int) []idempotency.Ticket {
+	t.Helper()
+	tks := make([]idempotency.Ticket, n)
+	for i := range tks {
+		tk, r := s.Claim("tbl", "a1", []byte(fmt.Sprintf("token-%d", i)), now())
+		if r != idempotency.Claimed {
+			t.Fatalf("claim %d: %v", i, r)
+		}
+		tks[i] = tk
+	}
+	return tks
+}
+
+// checkDone fails unless every ticket's key in Redis is done, for the
+// window.
+func checkDone(t *testing.T, rdb rueidis.Client, prefix string, tks []idempotency.Ticket) {
+	t.Helper()
+	for i, tk := range tks {
+		key := prefix + "ct:{tbl}:" + hexKey(tk.Key)
+		if v := get(t, rdb, key); v != "d" {
+			t.Fatalf("token %d after Done and Close: %q, want d", i, v)
+		}
+		if ttl := pttl(t, rdb, key); ttl < cluster.DefaultWindow-time.Minute {
+			t.Fatalf("token %d: TTL %v, want the window", i, ttl)
+		}
 	}
 }
