@@ -12,10 +12,11 @@ import (
 )
 
 // fleetConfig is one table with a credentialed automation at the default
-// 5 req/s and an anonymous one with a high limit, shared through Redis.
-func fleetConfig(redisURL, sinkURL string) string {
+// 5 req/s and an anonymous one with a high limit, shared through Redis
+// with the given command timeout.
+func fleetConfig(redisURL, sinkURL string, redisTimeout time.Duration) string {
 	return fmt.Sprintf(`listen: LISTEN
-cluster: {redis_url: %q, timeout: 300ms}
+cluster: {redis_url: %q, timeout: %s}
 downstream: {url: %q, timeout: 2s}
 log: {level: info}
 tables:
@@ -24,22 +25,23 @@ tables:
     automations:
       - {id: cred, token: %s, credential: %s}
       - {id: anon, token: %s, rps: 100000}
-`, redisURL, sinkURL, tokCred, credential, tokAnon)
+`, redisURL, redisTimeout, sinkURL, tokCred, credential, tokAnon)
 }
 
-// fleet starts two gateway processes on one Redis and one flow engine.
-func fleet(t *testing.T) (*redistest.Server, *sink, [2]*gatewayProc) {
+// fleet starts two gateway processes on one Redis and one flow engine,
+// each Redis command given redisTimeout.
+func fleet(t *testing.T, redisTimeout time.Duration) (*redistest.Server, *sink, [2]*gatewayProc) {
 	t.Helper()
 	r := redistest.Start(t)
 	s := startSink(t)
-	cfg := fleetConfig(r.URL, s.URL)
+	cfg := fleetConfig(r.URL, s.URL, redisTimeout)
 	return r, s, [2]*gatewayProc{startGateway(t, cfg), startGateway(t, cfg)}
 }
 
 // TestFleetClientToken: 100 concurrent requests with one Client-Token,
 // split across two gateways, forward exactly once.
 func TestFleetClientToken(t *testing.T) {
-	_, s, gs := fleet(t)
+	_, s, gs := fleet(t, 300*time.Millisecond)
 	s.set(200, 50*time.Millisecond)
 	var wg sync.WaitGroup
 	var triggered atomic.Int64
@@ -84,7 +86,7 @@ func TestFleetClientToken(t *testing.T) {
 // TestFleetRateLimit: 20 req/s for 3 s at one credentialed automation,
 // split across two gateways, admits 5 req/s fleet-wide.
 func TestFleetRateLimit(t *testing.T) {
-	_, _, gs := fleet(t)
+	_, _, gs := fleet(t, 300*time.Millisecond)
 	var admitted, limited atomic.Int64
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -121,7 +123,7 @@ func TestFleetRateLimit(t *testing.T) {
 // token, and a token refused so was not claimed — it triggers once the
 // bucket has a token again.
 func TestFleetRateLimitFirst(t *testing.T) {
-	_, s, gs := fleet(t)
+	_, s, gs := fleet(t, 300*time.Millisecond)
 	auth := []string{"Authorization", "Bearer " + credential}
 	for i := range 5 { // the burst, on the first gateway
 		if a := post(t, "POST", gs[0].url(tokCred), productBody, auth...); a.Code != 0 {
@@ -151,14 +153,11 @@ func TestFleetRateLimitFirst(t *testing.T) {
 // exits: each token is then a duplicate on the other gateway, not in
 // flight.
 func TestFleetStopMarksDone(t *testing.T) {
-	r := redistest.Start(t)
+	// Redis answers late here on purpose, so a command gets 5s.
+	r, s, gs := fleet(t, 5*time.Second)
 	if !r.CanStop() {
 		t.Skip("REDIS_URL names an outside server, which this test can't pause")
 	}
-	s := startSink(t)
-	// Redis may answer late here, so a command gets 5s.
-	cfg := strings.Replace(fleetConfig(r.URL, s.URL), "timeout: 300ms", "timeout: 5s", 1)
-	gs := [2]*gatewayProc{startGateway(t, cfg), startGateway(t, cfg)}
 	s.set(200, 300*time.Millisecond)
 	const n = 200
 	var wg sync.WaitGroup
@@ -203,7 +202,7 @@ func TestFleetStopMarksDone(t *testing.T) {
 // buckets, both gateways keep answering within their timeouts, and all
 // recover by themselves when Redis returns.
 func TestFleetRedisOutage(t *testing.T) {
-	r, s, gs := fleet(t)
+	r, s, gs := fleet(t, 300*time.Millisecond)
 	if !r.CanStop() {
 		t.Skip("REDIS_URL names an outside server, which this test can't stop")
 	}
