@@ -32,8 +32,10 @@ func reportRoundTrips(b *testing.B, c *cluster.Client, before cluster.Stats) {
 }
 
 // BenchmarkAllow compares the fleet-wide check with the process's own
-// buckets. "redis" is admitted every time (rates too high to refuse), so
-// each call is a round trip, pipelined with the other goroutines';
+// buckets. "redis" is admitted every time (5,000/s for each of 64
+// automations, more than the benchmark sends; its interval, 200 µs, has
+// more digits than Go keeps preformatted, as real rates do), so each call
+// is a round trip, pipelined with the other goroutines';
 // "redis flood" is refused, nearly always by the local note.
 func BenchmarkAllow(b *testing.B) {
 	const automations = 64
@@ -68,7 +70,7 @@ func BenchmarkAllow(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		rps  float64
-	}{{"redis", 1e6}, {"redis flood", 1}} {
+	}{{"redis", 5000}, {"redis flood", 1}} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := open(b, srv, prefixFor(b), nil)
 			l := c.Limiter()

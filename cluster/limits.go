@@ -113,9 +113,10 @@ type noteShard struct {
 // tableNote is one table's Redis key and local note, and those of its
 // automations.
 type tableNote struct {
-	key   string       // the table bucket's Redis key
-	until atomic.Int64 // refuse without Redis before this instant (Unix ns, callers' clock)
-	mu    sync.RWMutex // guards autos (the map, not the notes in it)
+	key   string                 // the table bucket's Redis key
+	until atomic.Int64           // refuse without Redis before this instant (Unix ns, callers' clock)
+	iv    atomic.Pointer[ivText] // the bucket's interval, as last sent
+	mu    sync.RWMutex           // guards autos (the map, not the notes in it)
 	autos map[string]*autoNote
 }
 
@@ -123,6 +124,25 @@ type tableNote struct {
 type autoNote struct {
 	key   string
 	until atomic.Int64
+	iv    atomic.Pointer[ivText] // its bucket's interval, as last sent
+}
+
+// ivText is an emission interval and its decimal text, kept in a note so
+// that a rate check does not format the same number again: an interval
+// changes only when a reload changes the rate.
+type ivText struct {
+	iv   int64
+	text string
+}
+
+// intervalText returns iv in decimal, from *last when that is iv's.
+func intervalText(last *atomic.Pointer[ivText], iv int64) string {
+	if t := last.Load(); t != nil && t.iv == iv {
+		return t.text
+	}
+	t := &ivText{iv: iv, text: strconv.FormatInt(iv, 10)}
+	last.Store(t)
+	return t.text
 }
 
 func newLimiter(c *Client, prefix string) *Limiter {
@@ -186,11 +206,12 @@ func (l *Limiter) Admit(table, automation string, tableBucket, automationBucket 
 		return l.fallback(limited, claim, tableBucket, automationBucket, now, tk, res)
 	}
 	keys := make([]string, 0, 3)
+	args := make([]string, 2, 3)
+	args[0], args[1] = "0", "0"
 	if limited {
 		keys = append(keys, rc.an.key, rc.tn.key)
+		args[0], args[1] = intervalText(&rc.an.iv, rc.aiv), intervalText(&rc.tn.iv, rc.tiv)
 	}
-	args := make([]string, 2, 3)
-	args[0], args[1] = strconv.FormatInt(rc.aiv, 10), strconv.FormatInt(rc.tiv, 10)
 	if claim {
 		keys = append(keys, t.redisKey(table, tk.Key))
 		args = append(args, t.inFlightMS)

@@ -388,3 +388,23 @@ func TestAdmit(t *testing.T) {
 		t.Errorf("after a duplicate took the 1/s bucket's token: %v, want automation", s)
 	}
 }
+
+// TestLimitsRateChange: a reload that lowers an automation's rate takes
+// effect at once in Redis — the interval sent is the bucket's new one,
+// not the text kept from earlier checks.
+func TestLimitsRateChange(t *testing.T) {
+	srv := redistest.Start(t)
+	l := open(t, srv, prefixFor(t), nil).Limiter()
+	tb := limiter.NewBucket(1e6)
+	fast := limiter.NewBucket(1000)
+	for i := range 3 {
+		if s, _ := l.Allow("t1", "a1", tb, fast, now()); s != limiter.None {
+			t.Fatalf("request %d at 1000/s: %v", i, s)
+		}
+	}
+	// At 1/s the three tokens just taken leave no room for a fourth
+	// within the second's burst.
+	if s, _ := l.Allow("t1", "a1", tb, limiter.NewBucket(1), now()); s != limiter.Automation {
+		t.Fatalf("after the rate fell to 1/s: %v, want automation", s)
+	}
+}
