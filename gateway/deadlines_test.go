@@ -391,8 +391,8 @@ func TestExpectContinue(t *testing.T) {
 	}
 }
 
-// TestListenAndServeKeepsTimeouts: the entry point fasthttp's server also
-// has serves with the connections' deadlines, not without any.
+// TestListenAndServeKeepsTimeouts: the Server's other entry point serves
+// with the connections' deadlines too, not without any.
 func TestListenAndServeKeepsTimeouts(t *testing.T) {
 	srv := timeoutServer(t, 200*time.Millisecond, time.Minute, time.Minute)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

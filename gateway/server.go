@@ -21,11 +21,10 @@ import (
 // cap (max_body_bytes) itself, for Content-Length and chunked bodies alike.
 //
 // The read, idle and write timeouts are kept by the connections Serve
-// accepts, not by fasthttp (see connDeadlines): serve the listener with
-// Serve, not with the embedded fasthttp.Server's other entry points.
+// accepts, not by fasthttp (see connDeadlines).
 func (g *Gateway) NewServer(cfg *Config) *Server {
 	s := cfg.Server
-	return &Server{timeouts: s, Server: &fasthttp.Server{
+	return &Server{timeouts: s, fs: &fasthttp.Server{
 		Handler:                       g.Handle,
 		ErrorHandler:                  g.handleError,
 		Name:                          "hookgate",
@@ -43,9 +42,11 @@ func (g *Gateway) NewServer(cfg *Config) *Server {
 }
 
 // Server is the webhook listener: fasthttp's server, whose connections
-// Serve gives their deadlines.
+// Serve gives their deadlines. Only the entry points that do are
+// offered: fasthttp's others (ServeConn, the TLS ones) would serve
+// without the timeouts.
 type Server struct {
-	*fasthttp.Server
+	fs       *fasthttp.Server
 	timeouts ServerLimits
 }
 
@@ -54,11 +55,10 @@ type Server struct {
 // write_timeout as connDeadlines describes.
 func (s *Server) Serve(ln net.Listener) error {
 	t := s.timeouts
-	return s.Server.Serve(listenWithDeadlines(ln, time.Duration(t.ReadTimeout), time.Duration(t.IdleTimeout), time.Duration(t.WriteTimeout)))
+	return s.fs.Serve(listenWithDeadlines(ln, time.Duration(t.ReadTimeout), time.Duration(t.IdleTimeout), time.Duration(t.WriteTimeout)))
 }
 
-// ListenAndServe serves TCP address addr as Serve does: fasthttp's own
-// would serve it without the timeouts.
+// ListenAndServe listens on TCP address addr and serves it as Serve does.
 func (s *Server) ListenAndServe(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -66,6 +66,10 @@ func (s *Server) ListenAndServe(addr string) error {
 	}
 	return s.Serve(ln)
 }
+
+// Shutdown stops accepting and waits for the open connections' requests
+// to be answered, as fasthttp.Server.Shutdown.
+func (s *Server) Shutdown() error { return s.fs.Shutdown() }
 
 // handleError answers fasthttp's own errors (a malformed request line or
 // header, headers over max_header_bytes, a read timeout) with a JSON body
