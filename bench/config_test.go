@@ -29,8 +29,11 @@ func TestScenarioConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			pp := p
-			if sc.Sink == SinkFile {
+			switch sc.Sink {
+			case SinkFile:
 				pp.Downstream = "file:" + t.TempDir() + "/events.jsonl"
+			case SinkUnix:
+				pp.Downstream, pp.Socket = "http://sink/events", "/tmp/sink.sock"
 			}
 			want := 0
 			for _, g := range sc.Groups {
@@ -67,7 +70,7 @@ func checkConfig(t *testing.T, sc *Scenario, f *Fleet, p ConfigParams) {
 	if got != f.Automations() {
 		t.Fatalf("%d automations in the configuration, want %d", got, f.Automations())
 	}
-	if cfg.Downstream.URL != p.Downstream || cfg.Listen != p.Listen || cfg.AdminListen != p.AdminListen || cfg.Log.Level != "warn" {
+	if cfg.Downstream.URL != p.Downstream || cfg.Downstream.Socket != p.Socket || cfg.Listen != p.Listen || cfg.AdminListen != p.AdminListen || cfg.Log.Level != "warn" {
 		t.Fatalf("params not applied: %+v", cfg)
 	}
 	// The throughput fleets: 4096 automations over 256 tables with limits

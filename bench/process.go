@@ -65,8 +65,8 @@ func startChild(name string, argv, env []string, logPath string, captureStdout b
 
 // startServer starts this program in sink or bare mode and returns it with
 // the address it listens on.
-func startServer(self, env []string, s Server, logPath string) (*child, string, error) {
-	argv := append(append([]string(nil), self...), s.String(), "-listen", "127.0.0.1:0")
+func startServer(self, env []string, s Server, logPath string, flags ...string) (*child, string, error) {
+	argv := append(append(append([]string(nil), self...), s.String(), "-listen", "127.0.0.1:0"), flags...)
 	c, out, err := startChild(s.String(), argv, env, logPath, true)
 	if err != nil {
 		return nil, "", err

@@ -13,14 +13,23 @@ const (
 	SinkHTTP Sink = iota
 	// SinkFile appends to a file: sink with fsync group commit.
 	SinkFile
+	// SinkUnix forwards to the same sink process over its Unix socket
+	// (downstream.socket) instead of TCP.
+	SinkUnix
 )
 
 func (s Sink) String() string {
-	if s == SinkFile {
+	switch s {
+	case SinkFile:
 		return "file"
+	case SinkUnix:
+		return "unix"
 	}
 	return "http"
 }
+
+// engine reports whether the sink is the suite's flow-engine process.
+func (s Sink) engine() bool { return s == SinkHTTP || s == SinkUnix }
 
 // Auth is the Authorization header a shape sends.
 type Auth int
@@ -111,6 +120,8 @@ func Scenarios() []Scenario {
 			Groups: []Group{fleet("acc", "text")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok},
 		{Name: "accept_none", About: "1 KB accepted, format none, forwarded",
 			Groups: []Group{fleet("acc", "none")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok},
+		{Name: "accept_unix", About: "1 KB JSON accepted, format json, forwarded to the same sink over a Unix socket", Sink: SinkUnix,
+			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok},
 		{Name: "accept_file", About: "1 KB JSON accepted into the file: sink (fsync group commit)", Sink: SinkFile,
 			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok},
 		{Name: "keyword_miss", About: "1 KB JSON, none of 10 keywords present: scanned, not forwarded",

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -39,10 +40,19 @@ const maxServerBody = 64 << 20
 // Serve runs server s on listen (host:port; port 0 picks one) until ctx
 // ends. Once listening it writes "listening <addr>\n" to ready, which is
 // how the suite learns the address.
-func Serve(ctx context.Context, s Server, listen string, ready io.Writer) error {
+func Serve(ctx context.Context, s Server, listen, socket string, ready io.Writer) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", listen, err)
+	}
+	var uln net.Listener
+	if socket != "" {
+		// A socket left by a killed run would refuse the bind.
+		_ = os.Remove(socket)
+		if uln, err = net.Listen("unix", socket); err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot listen on %s: %w", socket, err)
+		}
 	}
 	var events atomic.Uint64
 	stats := []byte("/stats")
@@ -73,8 +83,11 @@ func Serve(ctx context.Context, s Server, listen string, ready io.Writer) error 
 		IdleTimeout:           time.Minute,
 		CloseOnShutdown:       true,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if uln != nil {
+		go func() { errc <- srv.Serve(uln) }()
+	}
 	fmt.Fprintf(ready, "listening %s\n", ln.Addr())
 	select {
 	case err := <-errc:

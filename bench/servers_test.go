@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,13 +13,14 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// startServe runs Serve in the test and returns the address it printed.
-func startServe(t *testing.T, s Server) string {
+// startServe runs Serve in the test and returns the address it printed;
+// socket is "" or a Unix socket it serves on as well.
+func startServe(t *testing.T, s Server, socket string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, s, "127.0.0.1:0", pw) }()
+	go func() { done <- Serve(ctx, s, "127.0.0.1:0", socket, pw) }()
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
@@ -42,28 +45,39 @@ func startServe(t *testing.T, s Server) string {
 	return addr
 }
 
+// TestSinkCounts posts to the sink over TCP and over its Unix socket; it
+// counts both on /stats.
 func TestSinkCounts(t *testing.T) {
-	addr := startServe(t, ServerSink)
+	sock := filepath.Join(t.TempDir(), "sink.sock")
+	addr := startServe(t, ServerSink, sock)
+	overSocket := &fasthttp.HostClient{Addr: "sink", Dial: func(string) (net.Conn, error) { return net.Dial("unix", sock) }}
 	big := make([]byte, 5<<20) // a 4 MiB body's event fits
-	for i := range 3 {
+	for i := range 4 {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		req.SetRequestURI("http://" + addr + "/events")
 		req.Header.SetMethod("POST")
 		if i == 2 {
 			req.SetBodyRaw(big)
 		}
-		if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode() != 200 {
-			t.Fatalf("POST: %v %d", err, resp.StatusCode())
+		var err error
+		if i == 3 {
+			req.SetRequestURI("http://sink/events")
+			err = overSocket.DoTimeout(req, resp, 5*time.Second)
+		} else {
+			err = fasthttp.DoTimeout(req, resp, 5*time.Second)
+		}
+		if err != nil || resp.StatusCode() != 200 {
+			t.Fatalf("POST %d: %v %d", i, err, resp.StatusCode())
 		}
 	}
 	n, err := sinkEvents(addr)
-	if err != nil || n != 3 {
-		t.Fatalf("sink events %d, %v", n, err)
+	if err != nil || n != 4 {
+		t.Fatalf("sink events %d, %v; want 4", n, err)
 	}
 }
 
 func TestBareAnswersEverything(t *testing.T) {
-	addr := startServe(t, ServerBare)
+	addr := startServe(t, ServerBare, "")
 	body, _ := Body(4 << 20)
 	res, err := Load{Conns: 2, Duration: 200 * time.Millisecond}.Run(context.Background(),
 		Target{Addr: addr, Requests: []Request{{URI: []byte("/webhook/flow/x"), Body: body}}})

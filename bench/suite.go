@@ -204,8 +204,9 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 
 	// The flow-engine sink, shared by every http scenario.
 	sinkAddr := ""
-	if slices.ContainsFunc(s.Scenarios, func(sc Scenario) bool { return sc.Sink == SinkHTTP }) {
-		sink, addr, err := startServer(s.Self, s.SelfEnv, ServerSink, filepath.Join(s.Dir, "sink.log"))
+	if slices.ContainsFunc(s.Scenarios, func(sc Scenario) bool { return sc.Sink.engine() }) {
+		sink, addr, err := startServer(s.Self, s.SelfEnv, ServerSink, filepath.Join(s.Dir, "sink.log"),
+			"-socket", s.sinkSocket())
 		if err != nil {
 			return nil, err
 		}
@@ -226,6 +227,9 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 	}
 	return rep, ctx.Err()
 }
+
+// sinkSocket is the Unix socket the flow-engine sink serves on beside TCP.
+func (s *Suite) sinkSocket() string { return filepath.Join(s.Dir, "sink.sock") }
 
 func (s *Suite) load(rate float64) Load {
 	return Load{Conns: s.Conns, Duration: s.Duration, Warmup: s.Warmup, Rate: rate}
@@ -309,8 +313,11 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		defer redis.stop(10 * time.Second)
 		p.RedisURL = url
 	}
-	if sc.Sink == SinkFile {
+	switch sc.Sink {
+	case SinkFile:
 		p.Downstream = "file:" + filepath.Join(dir, "events.jsonl")
+	case SinkUnix:
+		p.Downstream, p.Socket = "http://sink/events", s.sinkSocket()
 	}
 	cfgPath := filepath.Join(dir, "hookgate.yaml")
 	if err := os.WriteFile(cfgPath, f.AppendYAML(nil, p), 0o600); err != nil {
@@ -335,7 +342,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	metricsURL := "http://" + admin + "/metrics"
 	before, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
 	var sinkBefore uint64
-	if sc.Sink == SinkHTTP {
+	if sc.Sink.engine() {
 		sinkBefore, _ = sinkEvents(sinkAddr)
 	}
 	// The bare server again, right before the scenario and with its body
@@ -363,7 +370,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		}
 		bareUsed := bm.Stop()
 		pids := []int{gw.cmd.Process.Pid}
-		if sc.Sink == SinkHTTP {
+		if sc.Sink.engine() {
 			pids = append(pids, s.sinkPID)
 		}
 		gm := newCPUMeter(pids...)
@@ -397,7 +404,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	slices.SortFunc(med, func(a, b round) int { return cmp.Compare(a.ratio, b.ratio) })
 	pick := med[(len(med)-1)/2]
 	sr.BareRPS, sr.Closed, sr.Ratio = pick.bare.RPS, pick.closed, pick.ratio
-	if sc.Sink == SinkHTTP {
+	if sc.Sink.engine() {
 		if n, err := sinkEvents(sinkAddr); err == nil {
 			sr.Forwarded = n - sinkBefore
 		}

@@ -54,6 +54,13 @@ type Config struct {
 	// authorization and never appears in errors.
 	URL string
 
+	// Socket, when set, is the path of a Unix domain socket on which the
+	// flow engine serves HTTP: events are POSTed to URL's path over it,
+	// with URL's host as the Host header, instead of over TCP — as curl's
+	// --unix-socket does. It needs an http:// URL. An engine on the same
+	// machine saves the TCP/IP stack on both ends of every hand-over.
+	Socket string
+
 	// Timeout bounds the whole hand-over of one event: waiting for a free
 	// connection, dialing, writing and reading the answer (HTTP). The file
 	// sink does not time out: a write that has started cannot be abandoned
@@ -99,6 +106,9 @@ func Open(cfg Config) (Sink, error) {
 		return nil, err
 	}
 	if path, ok := strings.CutPrefix(cfg.URL, "file:"); ok {
+		if cfg.Socket != "" {
+			return nil, errors.New(`downstream.socket: set with a "file:" url; a socket needs an http:// url`)
+		}
 		path, err := filePath(path)
 		if err != nil {
 			return nil, err

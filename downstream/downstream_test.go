@@ -24,6 +24,8 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		{"file on another host", Config{URL: "file://nas/events.jsonl"}, `downstream.url: file URL names host "nas"; only local files are supported`},
 		{"negative timeout", Config{URL: "http://engine/", Timeout: -time.Second}, "downstream.timeout: must not be negative, got -1s"},
 		{"negative max conns", Config{URL: "http://engine/", MaxConns: -1}, "downstream.max_conns: must not be negative, got -1"},
+		{"socket with https", Config{URL: "https://engine/", Socket: "/run/engine.sock"}, `downstream.socket: "/run/engine.sock" needs an http:// url, not https://`},
+		{"socket with file", Config{URL: "file:events.jsonl", Socket: "/run/engine.sock"}, `downstream.socket: set with a "file:" url; a socket needs an http:// url`},
 		{"negative dial attempts", Config{URL: "http://engine/", DialAttempts: -2}, "downstream.dial_attempts: must not be negative, got -2"},
 	}
 	for _, tc := range tests {

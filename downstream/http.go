@@ -36,6 +36,7 @@ import (
 type HTTP struct {
 	client  *fasthttp.HostClient
 	dialer  fasthttp.TCPDialer
+	socket  string      // Unix socket path, "" for TCP
 	tls     *tls.Config // nil for http
 	uri     string      // scheme://host/path?query, without userinfo
 	auth    []byte      // Authorization value, nil when the URL has no userinfo
@@ -90,11 +91,16 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 		return nil, errors.New("downstream.url: must not have a #fragment")
 	}
 	isTLS := u.Scheme == "https"
+	if cfg.Socket != "" && isTLS {
+		// The socket is local; TLS over it would only cost a handshake.
+		return nil, fmt.Errorf("downstream.socket: %q needs an http:// url, not https://", cfg.Socket)
+	}
 	addr := fasthttp.AddMissingPort(u.Host, isTLS)
 	h := &HTTP{
 		// A DNS answer is reused for a minute, so a flood does not
 		// resolve the engine's name for every new connection.
 		dialer:         fasthttp.TCPDialer{DNSCacheDuration: time.Minute},
+		socket:         cfg.Socket,
 		timeout:        cfg.Timeout,
 		dialAttempts:   cfg.DialAttempts,
 		dialRetryDelay: cfg.DialRetryDelay,
@@ -150,8 +156,14 @@ func (h *HTTP) dial(addr string, timeout time.Duration) (net.Conn, error) {
 		timeout = h.timeout
 	}
 	deadline := time.Now().Add(timeout)
-	// Dual stack, so an engine on an IPv6 address is reachable too.
-	conn, err := h.dialer.DialDualStackTimeout(addr, timeout)
+	var conn net.Conn
+	var err error
+	if h.socket != "" {
+		conn, err = net.DialTimeout("unix", h.socket, timeout)
+	} else {
+		// Dual stack, so an engine on an IPv6 address is reachable too.
+		conn, err = h.dialer.DialDualStackTimeout(addr, timeout)
+	}
 	if err != nil {
 		// fasthttp's wrapper repeats the address the net error already names.
 		if up, ok := err.(*fasthttp.ErrDialWithUpstream); ok && up.Unwrap() != nil {

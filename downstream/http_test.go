@@ -9,6 +9,8 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -476,5 +478,58 @@ func TestHTTPStatusThenHangIsAccepted(t *testing.T) {
 				t.Fatalf("Forward = %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// TestHTTPUnixSocket forwards over a Unix domain socket: the engine sees
+// the URL's path and host, nothing is dialed over TCP, and an engine not
+// (or no longer) listening on the socket is an unreachable engine.
+func TestHTTPUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "engine.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host atomic.Value
+	e := serveEngine(t, ln, func(ctx *fasthttp.RequestCtx) {
+		host.Store(string(ctx.Host()))
+		ctx.SetStatusCode(fasthttp.StatusAccepted)
+	})
+	h := openHTTP(t, Config{URL: "http://engine.local/hooks/in?x=1", Socket: sock, Timeout: 2 * time.Second})
+	if err := h.Ready(time.Second); err != nil {
+		t.Fatalf("Ready over the socket: %s", err)
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			id := []byte("01J00000000000000000000" + strconv.Itoa(100+i))
+			if err := h.Forward(id, []byte("a"), []byte(testEvent), time.Now()); err != nil {
+				t.Errorf("Forward over the socket: %s", err)
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if got := e.receipts.Load(); got != n || failed.Load() != 0 {
+		t.Fatalf("engine received %d events, %d failed; want %d, none", got, failed.Load(), n)
+	}
+	got := e.lastSeen()
+	if got.method != "POST" || got.uri != "/hooks/in?x=1" || got.body != testEvent || got.loop != "a" {
+		t.Fatalf("engine saw %+v; want POST /hooks/in?x=1 with the event", got)
+	}
+	if hv, _ := host.Load().(string); hv != "engine.local" {
+		t.Fatalf("engine saw Host %q; want the URL's host engine.local", hv)
+	}
+
+	e.stop()
+	h2 := openHTTP(t, Config{URL: "http://engine.local/", Socket: sock, Timeout: time.Second, DialAttempts: 1})
+	err = h2.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
+	if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: ") {
+		t.Fatalf("Forward with no engine on the socket: %v; want cannot connect to flow engine", err)
+	}
+	if err := h2.Ready(time.Second); err == nil {
+		t.Fatal("Ready with no engine on the socket: nil; want an error")
 	}
 }

@@ -65,6 +65,11 @@ type Limits struct {
 type Downstream struct {
 	// URL is http(s)://… or file:<path>. Default file:data/events.jsonl.
 	URL string `yaml:"url"`
+	// Socket is the path of a Unix domain socket on which a flow engine on
+	// this machine serves HTTP; with it, events are POSTed to URL's path
+	// (URL's host is the Host header) over the socket instead of TCP.
+	// Needs an http:// URL. Default "": TCP.
+	Socket string `yaml:"socket"`
 	// Timeout bounds one hand-over. Default 5s.
 	Timeout Duration `yaml:"timeout"`
 	// MaxConns bounds the connections to the flow engine. Default 512.
@@ -501,6 +506,9 @@ func (v *validator) downstream(d *Downstream) {
 		}
 	default:
 		v.addf("downstream.url", "%q: use http://, https:// or file:<path>", RedactURL(d.URL))
+	}
+	if d.Socket != "" && !strings.HasPrefix(d.URL, "http://") {
+		v.addf("downstream.socket", "%q needs an http:// downstream.url, got %q", d.Socket, RedactURL(d.URL))
 	}
 	if d.Timeout <= 0 {
 		v.addf("downstream.timeout", "%s must be positive", time.Duration(d.Timeout))

@@ -5,7 +5,8 @@
 // The logic lives in package bench; main only wires flags to it.
 //
 //	hookbench [flags]              run the suite
-//	hookbench sink -listen ADDR    the flow-engine sink (started by the suite)
+//	hookbench sink -listen ADDR [-socket PATH]
+//	                               the flow-engine sink (started by the suite)
 //	hookbench bare -listen ADDR    the bare baseline server (started by the suite)
 package main
 
@@ -34,12 +35,13 @@ func run(ctx context.Context, args []string) error {
 	if len(args) > 0 && (args[0] == "sink" || args[0] == "bare") {
 		fs := flag.NewFlagSet(args[0], flag.ExitOnError)
 		listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0 picks one)")
+		socket := fs.String("socket", "", "a Unix socket to serve on as well")
 		_ = fs.Parse(args[1:])
 		server := bench.ServerSink
 		if args[0] == "bare" {
 			server = bench.ServerBare
 		}
-		return bench.Serve(ctx, server, *listen, os.Stdout)
+		return bench.Serve(ctx, server, *listen, *socket, os.Stdout)
 	}
 
 	fs := flag.NewFlagSet("hookbench", flag.ExitOnError)

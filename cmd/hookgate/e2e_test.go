@@ -601,3 +601,33 @@ tables:
 	}
 	t.Logf("%d events answered code 0, %d lines in the file", len(ids), len(inFile))
 }
+
+// TestUnixSocketEngine hands events to an engine serving HTTP on a Unix
+// socket (downstream.socket): accepted events arrive with the URL's path,
+// and an engine gone from the socket is 503, not an accepted event.
+func TestUnixSocketEngine(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "engine.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serveSink(t, ln, "http://engine.local/events")
+	cfg := strings.ReplaceAll(rowsConfig, `downstream: {url: "SINK", timeout: 2s}`,
+		`downstream: {url: "http://engine.local/events", socket: "`+sock+`", timeout: 2s}`)
+	g := startGateway(t, cfg)
+	for range 3 {
+		post(t, "POST", g.url(tokAnon), productBody).want(t, 200, 0, "")
+	}
+	got := s.received()
+	if len(got) != 3 || got[2].Header["Path"] != "/events" {
+		t.Fatalf("engine on the socket received %d events (last %+v); want 3 at /events", len(got), got)
+	}
+	if ev := envelope(t, got[2]); ev["automation"] != "anon" {
+		t.Errorf("envelope = %v", ev)
+	}
+	s.srv.Shutdown()
+	post(t, "POST", g.url(tokAnon), productBody).want(t, 503, 800005660, "flow engine unavailable — retry later")
+	if n := len(s.received()); n != 3 {
+		t.Fatalf("engine received %d events after it stopped; want 3", n)
+	}
+}

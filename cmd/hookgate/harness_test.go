@@ -62,7 +62,14 @@ func startSink(t *testing.T) *sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sink{ln: ln, URL: "http://" + ln.Addr().String() + "/events", status: 200}
+	return serveSink(t, ln, "http://"+ln.Addr().String()+"/events")
+}
+
+// serveSink serves the engine on ln; url is the downstream.url that
+// reaches it.
+func serveSink(t *testing.T, ln net.Listener, url string) *sink {
+	t.Helper()
+	s := &sink{ln: ln, URL: url, status: 200}
 	s.srv = &fasthttp.Server{Handler: s.handle, MaxRequestBodySize: 64 << 20}
 	go s.srv.Serve(ln)
 	t.Cleanup(func() { s.srv.Shutdown() })

@@ -173,6 +173,7 @@ func serve(args []string) error {
 
 	sink, err := downstream.Open(downstream.Config{
 		URL:      cfg.Downstream.URL,
+		Socket:   cfg.Downstream.Socket,
 		Timeout:  time.Duration(cfg.Downstream.Timeout),
 		MaxConns: cfg.Downstream.MaxConns,
 	})
