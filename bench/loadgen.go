@@ -129,11 +129,6 @@ type worker struct {
 	ct       []byte
 	seq      uint64
 
-	// fine paces the open loop where the system has timerfd, timer
-	// elsewhere; both are reused, so waiting allocates nothing.
-	fine  *fineTimer
-	timer *time.Timer
-
 	hist   *Histogram
 	counts Counts
 	sent   uint64
@@ -235,37 +230,25 @@ func (w *worker) closedLoop(ctx context.Context, t0 time.Time, warm, end time.Du
 }
 
 // openLoop sends connection conn's share of sched until end (an offset from
-// t0). A request is sent at its intended time, or at once when the
-// connection is behind; its latency runs from the intended time, so a stall
+// t0). A request is sent when the pacer releases it at its intended time,
+// or at once when the connection is behind; its latency runs from the intended time, so a stall
 // shows in every request it delayed. Requests due before warm are not
 // recorded; those due in [warm, end) but not sent by end count as unsent.
-func (w *worker) openLoop(ctx context.Context, t0 time.Time, sched Schedule, conn int, warm, end, lateAfter time.Duration) {
+func (w *worker) openLoop(ctx context.Context, t0 time.Time, p *pacer, conn int, warm, end, lateAfter time.Duration) {
 	done := ctx.Done()
-	if w.fine == nil {
-		w.fine, _ = newFineTimer() // nil: pace with a Go timer
-	}
-	if w.fine != nil {
-		stop := w.fine.watch(ctx)
-		defer stop()
-	}
+	sched := p.sched
 	firstMeasured := sched.Due(conn, warm)
 	for k := 0; ; k++ {
 		due := sched.Offset(conn, k)
 		if due >= end {
 			return
 		}
-		now := time.Since(t0)
-		if now < due {
-			if w.sleep(done, due-now) {
-				now = time.Since(t0)
-			} else {
-				now = end
-			}
-		} else {
+		now := end
+		if p.wait(done, conn, k) {
 			select {
 			case <-done:
-				now = end
 			default:
+				now = time.Since(t0)
 			}
 		}
 		if now >= end {
@@ -285,26 +268,6 @@ func (w *worker) openLoop(ctx context.Context, t0 time.Time, sched Schedule, con
 			w.record(time.Since(t0)-due, err)
 		}
 		backoff(err)
-	}
-}
-
-// sleep waits d, on the timerfd where there is one and on a Go timer
-// elsewhere, and reports whether it did: false when done closed first.
-func (w *worker) sleep(done <-chan struct{}, d time.Duration) bool {
-	if w.fine != nil {
-		return w.fine.sleep(d) // watched: ends when done does
-	}
-	if w.timer == nil {
-		w.timer = time.NewTimer(d)
-	} else {
-		w.timer.Reset(d)
-	}
-	select {
-	case <-w.timer.C:
-		return true
-	case <-done:
-		w.timer.Stop()
-		return false
 	}
 }
 
@@ -354,12 +317,17 @@ func (l Load) Run(ctx context.Context, t Target) (*Result, error) {
 			l.AtWindow()
 		}()
 	}
+	var p *pacer
+	if l.Rate > 0 {
+		p = newPacer(sched)
+		wg.Go(func() { p.run(ctx, t0, end) })
+	}
 	for i, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if l.Rate > 0 {
-				w.openLoop(ctx, t0, sched, i, warm, end, l.LateAfter)
+			if p != nil {
+				w.openLoop(ctx, t0, p, i, warm, end, l.LateAfter)
 			} else {
 				w.closedLoop(ctx, t0, warm, end)
 			}
@@ -380,9 +348,6 @@ func (l Load) Run(ctx context.Context, t Target) (*Result, error) {
 		res.Late += w.late
 		res.Unsent += w.unsent
 		w.hc.CloseIdleConnections()
-		if w.fine != nil {
-			w.fine.close()
-		}
 	}
 	res.Answers = c.Answers()
 	if elapsed > 0 {

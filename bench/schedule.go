@@ -15,8 +15,13 @@ type Schedule struct {
 // Offset is when connection conn's k-th request (from 0) is due, after the
 // start.
 func (s Schedule) Offset(conn, k int) time.Duration {
-	n := float64(k)*float64(s.Conns) + float64(conn)
-	return time.Duration(n * 1e9 / s.Rate)
+	return s.nth(int64(k)*int64(s.Conns) + int64(conn))
+}
+
+// nth is when request n, counting over all connections, is due after
+// the start.
+func (s Schedule) nth(n int64) time.Duration {
+	return time.Duration(float64(n) * 1e9 / s.Rate)
 }
 
 // Due is how many of connection conn's requests are due before d: the

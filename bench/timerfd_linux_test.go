@@ -39,12 +39,12 @@ func TestFineTimer(t *testing.T) {
 	}
 }
 
-// TestWorkerSleep: the open loop's wait on either clock lasts what was
-// asked and ends early when the run does — the timerfd here, and the Go
-// timer that paces where there is none.
-func TestWorkerSleep(t *testing.T) {
+// TestSleeper: the pacer's wait on either clock lasts what was asked and
+// ends early when the run does — the timerfd here, and the Go timer that
+// paces where there is none.
+func TestSleeper(t *testing.T) {
 	for _, useFine := range []bool{true, false} {
-		w := &worker{}
+		w := &sleeper{}
 		ctx, cancel := context.WithCancel(context.Background())
 		if useFine {
 			ft, err := newFineTimer()
