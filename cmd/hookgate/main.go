@@ -246,7 +246,7 @@ func serve(args []string) error {
 	log.Info("hookgate started", zap.String("version", version), zap.String("config", *path),
 		zap.Uint64("generation", gw.Generation()), zap.String("listen", ln.Addr().String()),
 		zap.String("admin_listen", adminAddr), zap.String("downstream", gateway.RedactURL(cfg.Downstream.URL)),
-		zap.Bool("cluster", cfg.Cluster.RedisURL != ""), zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
+		zap.String("downstream_socket", cfg.Downstream.Socket), zap.Bool("cluster", cfg.Cluster.RedisURL != ""), zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
