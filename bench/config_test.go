@@ -19,7 +19,7 @@ func TestScenarioConfigs(t *testing.T) {
 	// distinct one once (4096 automations take a while under -race).
 	seen := map[string]bool{}
 	for _, sc := range Scenarios() {
-		key := fmt.Sprintf("%v %v", sc.Groups, sc.Sink)
+		key := fmt.Sprintf("%v %v %d", sc.Groups, sc.Sink, sc.Pipeline)
 		parse := !seen[key]
 		seen[key] = true
 		t.Run(sc.Name, func(t *testing.T) {
@@ -29,6 +29,7 @@ func TestScenarioConfigs(t *testing.T) {
 				t.Fatal(err)
 			}
 			pp := p
+			pp.Pipeline = sc.Pipeline
 			switch sc.Sink {
 			case SinkFile:
 				pp.Downstream = "file:" + t.TempDir() + "/events.jsonl"
@@ -70,7 +71,7 @@ func checkConfig(t *testing.T, sc *Scenario, f *Fleet, p ConfigParams) {
 	if got != f.Automations() {
 		t.Fatalf("%d automations in the configuration, want %d", got, f.Automations())
 	}
-	if cfg.Downstream.URL != p.Downstream || cfg.Downstream.Socket != p.Socket || cfg.Listen != p.Listen || cfg.AdminListen != p.AdminListen || cfg.Log.Level != "warn" {
+	if cfg.Downstream.URL != p.Downstream || cfg.Downstream.Socket != p.Socket || (p.Pipeline > 0 && cfg.Downstream.Pipeline != p.Pipeline) || cfg.Listen != p.Listen || cfg.AdminListen != p.AdminListen || cfg.Log.Level != "warn" {
 		t.Fatalf("params not applied: %+v", cfg)
 	}
 	// The throughput fleets: 4096 automations over 256 tables with limits

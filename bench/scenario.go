@@ -77,6 +77,8 @@ type Scenario struct {
 	Shapes []Shape
 	// Expect lists the answer codes a healthy run sees.
 	Expect []int64
+	// Pipeline is the gateway's downstream.pipeline; 0 keeps the default.
+	Pipeline int
 	// Cluster runs the gateway with its rate limits and Client-Tokens in
 	// a redis-server the suite starts on loopback.
 	Cluster bool
@@ -122,6 +124,8 @@ func Scenarios() []Scenario {
 			Groups: []Group{fleet("acc", "none")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok},
 		{Name: "accept_unix", About: "1 KB JSON accepted, format json, forwarded to the same sink over a Unix socket", Sink: SinkUnix,
 			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok},
+		{Name: "accept_pipelined", About: "1 KB JSON accepted, format json, forwarded to the sink with up to 16 events in flight per connection (downstream.pipeline: 16)",
+			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok, Pipeline: 16},
 		{Name: "accept_file", About: "1 KB JSON accepted into the file: sink (fsync group commit)", Sink: SinkFile,
 			Groups: []Group{fleet("acc", "json")}, Shapes: []Shape{{BodyBytes: kb}}, Expect: ok},
 		{Name: "keyword_miss", About: "1 KB JSON, none of 10 keywords present: scanned, not forwarded",

@@ -304,7 +304,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		return fail(err)
 	}
 	p := ConfigParams{Listen: listen, AdminListen: admin, LogLevel: s.LogLevel,
-		Downstream: "http://" + sinkAddr + "/events"}
+		Downstream: "http://" + sinkAddr + "/events", Pipeline: sc.Pipeline}
 	if sc.Cluster {
 		redis, url, err := startRedis(dir)
 		if err != nil {

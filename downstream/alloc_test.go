@@ -8,10 +8,12 @@ import (
 	"time"
 )
 
-func TestHTTPForwardAllocs(t *testing.T) {
+func TestHTTPForwardAllocs(t *testing.T) { transports(t, testHTTPForwardAllocs) }
+
+func testHTTPForwardAllocs(t *testing.T, pl int) {
 	e := startEngine(t, "127.0.0.1:0", answer(200))
 	e.quiet.Store(true)
-	h := openHTTP(t, Config{URL: "http://" + e.addr + "/hooks/in?x=1"})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/hooks/in?x=1"})
 	id, loop, event := []byte("01J0000000000000000000000A"), []byte("new_product"), []byte(testEvent)
 	forward := func() {
 		if err := h.Forward(id, loop, event, time.Now()); err != nil {

@@ -92,6 +92,16 @@ type Config struct {
 	// Default 2; 1 disables retries.
 	DialAttempts int
 
+	// Pipeline is how many events may be in flight on one connection to
+	// the engine. 1 (the default) sends one and waits for its answer, as
+	// plain HTTP/1.1 does; N > 1 pipelines: events that arrive together
+	// are written together and their answers read together, and another
+	// connection is opened only when each has N in flight. The engine must
+	// support HTTP/1.1 pipelining (answer in order; fasthttp, Go's net/http
+	// and most servers do, some proxies do not), and a slow answer holds
+	// up the events behind it on its connection. See pipeline.
+	Pipeline int
+
 	// DialRetryDelay is the pause before another connection attempt, so a
 	// retry does not hit an engine that refused a microsecond ago.
 	// Default 50ms.
@@ -183,6 +193,7 @@ func (cfg *Config) setDefaults() error {
 		{"downstream.max_conns", &cfg.MaxConns, DefaultMaxConns},
 		{"downstream.max_response_body_size", &cfg.MaxResponseBodySize, DefaultMaxResponseBodySize},
 		{"downstream.dial_attempts", &cfg.DialAttempts, DefaultDialAttempts},
+		{"downstream.pipeline", &cfg.Pipeline, 1},
 	}
 	for _, n := range ints {
 		if *n.v < 0 {

@@ -35,6 +35,7 @@ import (
 // own retries are switched off (RetryIfErr refuses, one attempt).
 type HTTP struct {
 	client  *fasthttp.HostClient
+	pipe    *pipeline // nil unless Config.Pipeline > 1
 	dialer  fasthttp.TCPDialer
 	socket  string      // Unix socket path, "" for TCP
 	tls     *tls.Config // nil for http
@@ -74,7 +75,8 @@ func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 var (
-	errConnClosed = &kindError{kind: ErrUnreachable, msg: "flow engine closed the connection without answering"}
+	errConnClosed       = &kindError{kind: ErrUnreachable, msg: "flow engine closed the connection without answering"}
+	errConnFailedUnsent = &kindError{kind: ErrUnreachable, msg: "flow engine connection failed before the event was sent"}
 
 	headerIdempotencyKey = []byte("Idempotency-Key")
 	headerLoop           = []byte("Hookgate-Loop")
@@ -144,6 +146,9 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 		SecureErrorLogMessage:  true,
 		DisablePathNormalizing: true,
 	}
+	if cfg.Pipeline > 1 {
+		h.pipe = newPipeline(h, u.RequestURI(), u.Host, cfg)
+	}
 	return h, nil
 }
 
@@ -198,6 +203,9 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 		return ErrClosed
 	}
 	h.requests.Add(1)
+	if h.pipe != nil {
+		return h.forwardPipelined(eventID, loop, event, start)
+	}
 	c := h.calls.Get().(*httpCall)
 	req := &c.req
 	req.Header.SetMethod(fasthttp.MethodPost)
@@ -257,6 +265,42 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 	return h.classify(err)
 }
 
+// forwardPipelined is Forward over the pipeline, with the same retries:
+// only an event none of whose bytes was written is sent again.
+func (h *HTTP) forwardPipelined(eventID, loop, event []byte, start time.Time) error {
+	deadline := start.Add(h.timeout)
+	var status int
+	var err error
+	for attempt := 1; ; attempt++ {
+		status, err = h.pipe.forward(eventID, loop, event, deadline)
+		_, dialFailed := err.(*dialError)
+		if !dialFailed && err != errNotWritten || attempt >= h.dialAttempts || time.Until(deadline) <= h.dialRetryDelay {
+			break
+		}
+		h.dialRetries.Add(1)
+		if dialFailed {
+			time.Sleep(h.dialRetryDelay)
+		}
+	}
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		return nil
+	case err == nil:
+		h.failures.Add(1)
+		return &StatusError{Status: status}
+	case err == errNotWritten:
+		h.failures.Add(1)
+		return errConnFailedUnsent
+	case err == ErrClosed:
+		return err
+	}
+	h.failures.Add(1)
+	if _, ok := err.(*dialError); ok {
+		return h.classify(err)
+	}
+	return err
+}
+
 // classify turns a fasthttp error into one that says what happened and
 // never quotes the event or the URL's secrets.
 func (h *HTTP) classify(err error) error {
@@ -293,6 +337,9 @@ func isTimeout(err error) bool {
 func (h *HTTP) Close() error {
 	h.closed.Store(true)
 	h.client.CloseIdleConnections()
+	if h.pipe != nil {
+		h.pipe.close()
+	}
 	return nil
 }
 
@@ -318,8 +365,15 @@ func (h *HTTP) Stats() HTTPStats {
 		Failures:    h.failures.Load(),
 		Timeouts:    h.timeouts.Load(),
 		DialRetries: h.dialRetries.Load(),
-		Conns:       h.client.ConnsCount(),
+		Conns:       h.conns(),
 	}
+}
+
+func (h *HTTP) conns() int {
+	if h.pipe != nil {
+		return h.pipe.count()
+	}
+	return h.client.ConnsCount()
 }
 
 // Ready reports whether the flow engine accepts connections: it opens one

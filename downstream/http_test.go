@@ -144,6 +144,14 @@ func openHTTP(t testing.TB, cfg Config) *HTTP {
 	return s.(*HTTP)
 }
 
+// transports runs a test with the one-at-a-time client and pipelined
+// (Config.Pipeline 16): both keep the same promises.
+func transports(t *testing.T, f func(t *testing.T, pipeline int)) {
+	for _, pl := range []int{1, 16} {
+		t.Run("pipeline="+strconv.Itoa(pl), func(t *testing.T) { f(t, pl) })
+	}
+}
+
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(t testing.TB) string {
 	t.Helper()
@@ -158,7 +166,9 @@ func freeAddr(t testing.TB) string {
 
 const testEvent = `{"event_id":"01J0000000000000000000000A","table":"tbl_menu","automation":"new_product","params":{"name":"Jasmine green"}}`
 
-func TestHTTPForwardAnswers(t *testing.T) {
+func TestHTTPForwardAnswers(t *testing.T) { transports(t, testHTTPForwardAnswers) }
+
+func testHTTPForwardAnswers(t *testing.T, pl int) {
 	tests := []struct {
 		name    string
 		status  int
@@ -177,7 +187,7 @@ func TestHTTPForwardAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := startEngine(t, "127.0.0.1:0", answer(tc.status))
 			url := strings.Replace(tc.url, "%s", e.addr, 1)
-			h := openHTTP(t, Config{URL: url, Timeout: 2 * time.Second})
+			h := openHTTP(t, Config{Pipeline: pl, URL: url, Timeout: 2 * time.Second})
 			err := h.Forward([]byte("01J0000000000000000000000A"), []byte(tc.loop), []byte(testEvent), time.Now())
 			if tc.wantErr == "" {
 				if err != nil {
@@ -210,7 +220,9 @@ func TestHTTPForwardAnswers(t *testing.T) {
 	}
 }
 
-func TestHTTPTimeout(t *testing.T) {
+func TestHTTPTimeout(t *testing.T) { transports(t, testHTTPTimeout) }
+
+func testHTTPTimeout(t *testing.T, pl int) {
 	release := make(chan struct{})
 	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
 		select {
@@ -220,7 +232,7 @@ func TestHTTPTimeout(t *testing.T) {
 	})
 	defer close(release)
 	const timeout = 300 * time.Millisecond
-	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Timeout: timeout})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/", Timeout: timeout})
 	start := time.Now()
 	err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 	elapsed := time.Since(start)
@@ -248,10 +260,14 @@ func TestHTTPTimeout(t *testing.T) {
 }
 
 func TestHTTPEngineClosesWithoutAnswer(t *testing.T) {
+	transports(t, testHTTPEngineClosesWithoutAnswer)
+}
+
+func testHTTPEngineClosesWithoutAnswer(t *testing.T, pl int) {
 	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
 		ctx.Conn().Close()
 	})
-	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Timeout: 2 * time.Second, DialAttempts: 5})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/", Timeout: 2 * time.Second, DialAttempts: 5})
 	err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Forward error = %v; want ErrUnreachable", err)
@@ -267,7 +283,9 @@ func TestHTTPEngineClosesWithoutAnswer(t *testing.T) {
 	}
 }
 
-func TestHTTPEngineNotListening(t *testing.T) {
+func TestHTTPEngineNotListening(t *testing.T) { transports(t, testHTTPEngineNotListening) }
+
+func testHTTPEngineNotListening(t *testing.T, pl int) {
 	tests := []struct {
 		attempts    int
 		wantRetries uint64
@@ -276,7 +294,7 @@ func TestHTTPEngineNotListening(t *testing.T) {
 		{attempts: 3, wantRetries: 2},
 	}
 	for _, tc := range tests {
-		h := openHTTP(t, Config{URL: "http://" + freeAddr(t) + "/", Timeout: 2 * time.Second,
+		h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + freeAddr(t) + "/", Timeout: 2 * time.Second,
 			DialAttempts: tc.attempts, DialRetryDelay: 10 * time.Millisecond})
 		err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 		if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: ") {
@@ -289,13 +307,15 @@ func TestHTTPEngineNotListening(t *testing.T) {
 	}
 }
 
-func TestHTTPConcurrentMaxConns(t *testing.T) {
+func TestHTTPConcurrentMaxConns(t *testing.T) { transports(t, testHTTPConcurrentMaxConns) }
+
+func testHTTPConcurrentMaxConns(t *testing.T, pl int) {
 	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
 		time.Sleep(time.Millisecond)
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 	})
 	const maxConns, n = 4, 1000
-	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", MaxConns: maxConns, Timeout: 20 * time.Second})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/", MaxConns: maxConns, Timeout: 20 * time.Second})
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	for i := range n {
@@ -319,9 +339,11 @@ func TestHTTPConcurrentMaxConns(t *testing.T) {
 	}
 }
 
-func TestHTTPRecovery(t *testing.T) {
+func TestHTTPRecovery(t *testing.T) { transports(t, testHTTPRecovery) }
+
+func testHTTPRecovery(t *testing.T, pl int) {
 	addr := freeAddr(t)
-	h := openHTTP(t, Config{URL: "http://" + addr + "/", Timeout: time.Second, DialRetryDelay: 10 * time.Millisecond})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + addr + "/", Timeout: time.Second, DialRetryDelay: 10 * time.Millisecond})
 	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Forward to a down engine: %v; want ErrUnreachable", err)
 	}
@@ -350,9 +372,11 @@ func TestHTTPRecovery(t *testing.T) {
 	}
 }
 
-func TestHTTPClose(t *testing.T) {
+func TestHTTPClose(t *testing.T) { transports(t, testHTTPClose) }
+
+func testHTTPClose(t *testing.T, pl int) {
 	e := startEngine(t, "127.0.0.1:0", answer(200))
-	h := openHTTP(t, Config{URL: "http://" + e.addr + "/"})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/"})
 	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -364,10 +388,12 @@ func TestHTTPClose(t *testing.T) {
 	}
 }
 
-func TestHTTPLargeAnswer(t *testing.T) {
+func TestHTTPLargeAnswer(t *testing.T) { transports(t, testHTTPLargeAnswer) }
+
+func testHTTPLargeAnswer(t *testing.T, pl int) {
 	big := strings.Repeat("x", 64<<10)
 	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString(big) })
-	h := openHTTP(t, Config{URL: "http://" + e.addr + "/"})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/"})
 	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("Forward with a 2xx answer longer than the cap: %s", err)
 	}
@@ -441,7 +467,9 @@ func TestHTTPSUntrustedEngine(t *testing.T) {
 // and then stalls its body has taken the event; reporting a failure would
 // make the caller's retry trigger the automation twice. A 5xx that stalls
 // stays a failure, and so does silence.
-func TestHTTPStatusThenHangIsAccepted(t *testing.T) {
+func TestHTTPStatusThenHangIsAccepted(t *testing.T) { transports(t, testHTTPStatusThenHangIsAccepted) }
+
+func testHTTPStatusThenHangIsAccepted(t *testing.T, pl int) {
 	for _, tc := range []struct {
 		name, head string
 		ok         bool
@@ -468,7 +496,7 @@ func TestHTTPStatusThenHangIsAccepted(t *testing.T) {
 				c.Write([]byte(tc.head))
 				time.Sleep(2 * time.Second)
 			}()
-			s, err := Open(Config{URL: "http://" + ln.Addr().String() + "/e", Timeout: 300 * time.Millisecond})
+			s, err := Open(Config{Pipeline: pl, URL: "http://" + ln.Addr().String() + "/e", Timeout: 300 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -484,7 +512,9 @@ func TestHTTPStatusThenHangIsAccepted(t *testing.T) {
 // TestHTTPUnixSocket forwards over a Unix domain socket: the engine sees
 // the URL's path and host, nothing is dialed over TCP, and an engine not
 // (or no longer) listening on the socket is an unreachable engine.
-func TestHTTPUnixSocket(t *testing.T) {
+func TestHTTPUnixSocket(t *testing.T) { transports(t, testHTTPUnixSocket) }
+
+func testHTTPUnixSocket(t *testing.T, pl int) {
 	sock := filepath.Join(t.TempDir(), "engine.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -495,7 +525,7 @@ func TestHTTPUnixSocket(t *testing.T) {
 		host.Store(string(ctx.Host()))
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 	})
-	h := openHTTP(t, Config{URL: "http://engine.local/hooks/in?x=1", Socket: sock, Timeout: 2 * time.Second})
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://engine.local/hooks/in?x=1", Socket: sock, Timeout: 2 * time.Second})
 	if err := h.Ready(time.Second); err != nil {
 		t.Fatalf("Ready over the socket: %s", err)
 	}
@@ -524,7 +554,7 @@ func TestHTTPUnixSocket(t *testing.T) {
 	}
 
 	e.stop()
-	h2 := openHTTP(t, Config{URL: "http://engine.local/", Socket: sock, Timeout: time.Second, DialAttempts: 1})
+	h2 := openHTTP(t, Config{Pipeline: pl, URL: "http://engine.local/", Socket: sock, Timeout: time.Second, DialAttempts: 1})
 	err = h2.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 	if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: ") {
 		t.Fatalf("Forward with no engine on the socket: %v; want cannot connect to flow engine", err)

@@ -74,6 +74,10 @@ type Downstream struct {
 	Timeout Duration `yaml:"timeout"`
 	// MaxConns bounds the connections to the flow engine. Default 512.
 	MaxConns int `yaml:"max_conns"`
+	// Pipeline is how many events may be in flight on one connection to
+	// the flow engine: 1 sends one at a time; more pipelines HTTP/1.1
+	// requests, for an engine that answers in order and quickly. Default 1.
+	Pipeline int `yaml:"pipeline"`
 	// Breaker sheds hand-overs while the flow engine keeps failing.
 	Breaker Breaker `yaml:"breaker"`
 }
@@ -205,6 +209,7 @@ const (
 	DefaultDownstreamURL       = "file:data/events.jsonl"
 	DefaultDownstreamTimeout   = 5 * time.Second
 	DefaultDownstreamMaxConns  = 512
+	MaxDownstreamPipeline      = 1024
 	// MaxKeywords and MaxKeywordBytes bound an automation's keywords (SPEC §4).
 	MaxKeywords     = 10
 	MaxKeywordBytes = 256
@@ -317,6 +322,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Downstream.MaxConns == 0 {
 		c.Downstream.MaxConns = DefaultDownstreamMaxConns
+	}
+	if c.Downstream.Pipeline == 0 {
+		c.Downstream.Pipeline = 1
 	}
 	{
 		b := &c.Downstream.Breaker
@@ -515,6 +523,9 @@ func (v *validator) downstream(d *Downstream) {
 	}
 	if d.MaxConns < 1 {
 		v.addf("downstream.max_conns", "%d must be at least 1", d.MaxConns)
+	}
+	if d.Pipeline < 1 || d.Pipeline > MaxDownstreamPipeline {
+		v.addf("downstream.pipeline", "%d must be between 1 and %d", d.Pipeline, MaxDownstreamPipeline)
 	}
 	if d.Breaker.Failures < 1 {
 		v.addf("downstream.breaker.failures", "%d must be at least 1", d.Breaker.Failures)

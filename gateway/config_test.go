@@ -67,6 +67,7 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"downstream", "downstream: {url: ftp://x}\n" + automation(""), `downstream.url: "ftp://x": use http://, https:// or file:<path>`},
 		{"socket on file", "downstream: {socket: /run/engine.sock}\n" + automation(""), `downstream.socket: "/run/engine.sock" needs an http:// downstream.url, got "file:data/events.jsonl"`},
 		{"socket on https", "downstream: {url: \"https://u:pw@engine/in\", socket: /run/engine.sock}\n" + automation(""), `downstream.socket: "/run/engine.sock" needs an http:// downstream.url, got "https://engine/in"`},
+		{"pipeline", "downstream: {pipeline: -2}\n" + automation(""), "downstream.pipeline: -2 must be between 1 and 1024"},
 		{"unknown field", "listn: x\n" + automation(""), "field listn not found"},
 		{"bad duration", "idempotency_window: 3 hours\n" + automation(""), `cannot parse duration "3 hours"`},
 		{"no tables", "listen: 127.0.0.1:1\n", "tables: no tables"},

@@ -633,3 +633,49 @@ func TestUnixSocketEngine(t *testing.T) {
 		t.Fatalf("engine received %d events after it stopped; want 3", n)
 	}
 }
+
+// TestPipelinedEngine runs the binary with downstream.pipeline: 8 under 64
+// concurrent callers: every accepted event reaches the engine exactly
+// once, with the event id its caller was answered, over a few connections.
+func TestPipelinedEngine(t *testing.T) {
+	s := startSink(t)
+	cfg := strings.ReplaceAll(rowsConfig, `downstream: {url: "SINK", timeout: 2s}`,
+		`downstream: {url: "`+s.URL+`", timeout: 2s, pipeline: 8}`)
+	g := startGateway(t, cfg)
+	const callers, each = 64, 20
+	ids := make(chan string, callers*each)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for range each {
+				a := post(t, "POST", g.url(tokAnon), productBody)
+				a.want(t, 200, 0, "")
+				id, _ := a.Data["event_id"].(string)
+				if id == "" {
+					t.Errorf("answer data %v has no event_id", a.Data)
+				}
+				ids <- id
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	got := map[string]int{}
+	for _, r := range s.received() {
+		got[r.Header["Idempotency-Key"]]++
+	}
+	n := 0
+	for id := range ids {
+		n++
+		if got[id] != 1 {
+			t.Fatalf("event %s answered code 0 reached the engine %d times; want once", id, got[id])
+		}
+	}
+	if n != callers*each || len(got) != n {
+		t.Fatalf("%d answered, engine has %d events; want %d each", n, len(got), callers*each)
+	}
+	if m := s.maxConns.Load(); m > 16 {
+		t.Fatalf("engine saw %d connections at once; want few with 8 events in flight on each", m)
+	}
+	t.Logf("engine connections at once: %d", s.maxConns.Load())
+}

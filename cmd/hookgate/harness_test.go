@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +50,10 @@ type sink struct {
 	delay  time.Duration
 	// arrived counts every request, answered or not yet.
 	arrived int
+
+	// conns is the number of connections open now, maxConns the most
+	// at once.
+	conns, maxConns atomic.Int64
 }
 
 type received struct {
@@ -70,7 +75,17 @@ func startSink(t *testing.T) *sink {
 func serveSink(t *testing.T, ln net.Listener, url string) *sink {
 	t.Helper()
 	s := &sink{ln: ln, URL: url, status: 200}
-	s.srv = &fasthttp.Server{Handler: s.handle, MaxRequestBodySize: 64 << 20}
+	s.srv = &fasthttp.Server{Handler: s.handle, MaxRequestBodySize: 64 << 20,
+		ConnState: func(_ net.Conn, st fasthttp.ConnState) {
+			switch st {
+			case fasthttp.StateNew:
+				n := s.conns.Add(1)
+				for m := s.maxConns.Load(); n > m && !s.maxConns.CompareAndSwap(m, n); m = s.maxConns.Load() {
+				}
+			case fasthttp.StateClosed, fasthttp.StateHijacked:
+				s.conns.Add(-1)
+			}
+		}}
 	go s.srv.Serve(ln)
 	t.Cleanup(func() { s.srv.Shutdown() })
 	return s

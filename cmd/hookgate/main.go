@@ -176,6 +176,7 @@ func serve(args []string) error {
 		Socket:   cfg.Downstream.Socket,
 		Timeout:  time.Duration(cfg.Downstream.Timeout),
 		MaxConns: cfg.Downstream.MaxConns,
+		Pipeline: cfg.Downstream.Pipeline,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,403 @@
+package downstream
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// pipeline is the HTTP sink's transport when Config.Pipeline > 1: HTTP/1.1
+// pipelining, several events in flight on one connection.
+//
+// A Forward appends its request to a connection's write buffer and waits.
+// Whoever finds no write in progress writes the buffer and then whatever
+// was appended while it wrote, so events that arrive together leave in
+// one write — and the engine reads them in one read and, if it is a
+// fasthttp or similar server, answers them in one write. One reader per
+// connection parses the answers in order and hands each to its Forward.
+// Under load that replaces two system calls per event on each side with
+// two per batch.
+//
+// An event goes to the connection with the fewest in flight; another
+// connection is opened when every one already has Config.Pipeline in
+// flight (up to MaxConns), so a slow engine gets more connections rather
+// than a longer queue on one.
+//
+// What it keeps of the one-at-a-time client's promises:
+//   - Nothing past a Forward's deadline: the reader's read deadline is the
+//     oldest event's deadline, and a write's the earliest of its batch.
+//     Answers come in order, so when the oldest event times out every
+//     event behind it on that connection fails too, and the connection
+//     is closed.
+//   - A request is re-sent only if none of its bytes was handed to the
+//     kernel: an event still in the buffer when its connection failed is
+//     retried like a failed dial, one that may have been written is not.
+//   - The event is copied into the connection's buffer, so the caller's
+//     slices are not touched after Forward returns.
+type pipeline struct {
+	h     *HTTP
+	depth int32
+	max   int
+	idle  time.Duration
+	maxRB int // response body cap
+
+	head []byte // "POST <uri> HTTP/1.1\r\nHost: …\r\nContent-Type…User-Agent: hookgate\r\n[Authorization…\r\n]"
+
+	mu     sync.Mutex
+	conns  []*pconn // dialing ones too
+	closed bool
+
+	calls sync.Pool // *pcall
+}
+
+// pconn is one pipelined connection.
+type pconn struct {
+	p *pipeline
+	// ready is closed once the connection is dialed: c is set, or
+	// dialErr says why not.
+	ready   chan struct{}
+	c       net.Conn
+	dialErr error
+	// inflight counts the Forwards that picked this connection and have
+	// not returned, so those arriving together spread over connections
+	// before any of them is queued.
+	inflight atomic.Int32
+	failed   atomic.Bool // err is set: pick another
+
+	mu        sync.Mutex
+	buf       []byte   // requests not yet handed to the kernel
+	spare     []byte   // the buffer last written, reused
+	writing   bool     // a Forward is writing
+	queue     []*pcall // waiting for answers, oldest first, from qhead
+	qhead     int
+	unwritten int // the newest unwritten calls of queue, whose bytes are in buf
+	err       error
+	draining  bool // closed sink: close once the queue is empty
+}
+
+// pcall is one Forward waiting for its answer.
+type pcall struct {
+	done     chan struct{} // capacity 1: the reader or a failure signals once
+	deadline time.Time
+	status   int
+	err      error
+}
+
+// Largest buffer a connection keeps between writes.
+const maxKeptBuffer = 1 << 20
+
+var (
+	errNotWritten   = errors.New("connection failed before the event was written")
+	errAborted      = &kindError{kind: ErrUnreachable, msg: "flow engine connection failed after an earlier event on it"}
+	errUnsolicited  = &kindError{kind: ErrUnreachable, msg: "flow engine sent an answer nobody asked for"}
+	errIdleOrClosed = errors.New("idle connection closed")
+)
+
+func newPipeline(h *HTTP, u string, host string, cfg Config) *pipeline {
+	p := &pipeline{h: h, depth: int32(cfg.Pipeline), max: cfg.MaxConns, idle: cfg.MaxIdleConnDuration,
+		maxRB: cfg.MaxResponseBodySize}
+	b := append([]byte("POST "), u...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\nContent-Type: application/json\r\nUser-Agent: "+userAgent+"\r\n"...)
+	if h.auth != nil {
+		b = append(b, "Authorization: "...)
+		b = append(b, h.auth...)
+		b = append(b, "\r\n"...)
+	}
+	p.head = b
+	p.calls.New = func() any { return &pcall{done: make(chan struct{}, 1)} }
+	return p
+}
+
+// forward sends one event and waits for its answer; it returns the
+// engine's status, or an error. errNotWritten and dial errors may be
+// retried.
+func (p *pipeline) forward(eventID, loop, event []byte, deadline time.Time) (int, error) {
+	pc, err := p.conn(deadline)
+	if err != nil {
+		return 0, err
+	}
+	defer pc.inflight.Add(-1)
+	<-pc.ready
+	if pc.dialErr != nil {
+		return 0, pc.dialErr
+	}
+	c := p.calls.Get().(*pcall)
+	c.deadline, c.status, c.err = deadline, 0, nil
+	if err := pc.send(c, eventID, loop, event); err != nil {
+		p.calls.Put(c)
+		return 0, err
+	}
+	<-c.done
+	status, err := c.status, c.err
+	p.calls.Put(c)
+	return status, err
+}
+
+// conn picks the connection with the fewest Forwards on it, or starts
+// one when each has depth and there is room, and counts the caller on it.
+// A connection still being dialed is picked like the others; its callers
+// wait for the dial.
+func (p *pipeline) conn(deadline time.Time) (*pconn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	var best *pconn
+	bestN := int32(1<<31 - 1)
+	for _, pc := range p.conns {
+		if n := pc.inflight.Load(); n < bestN && !pc.failed.Load() {
+			best, bestN = pc, n
+		}
+	}
+	if best != nil && (bestN < p.depth || len(p.conns) >= p.max) {
+		best.inflight.Add(1)
+		return best, nil
+	}
+	pc := &pconn{p: p, ready: make(chan struct{})}
+	pc.inflight.Add(1)
+	p.conns = append(p.conns, pc)
+	go pc.dial(deadline)
+	return pc, nil
+}
+
+// dial connects pc and starts its reader, or fails it.
+func (pc *pconn) dial(deadline time.Time) {
+	p := pc.p
+	c, err := p.h.dial(p.h.client.Addr, time.Until(deadline))
+	if err == nil {
+		p.mu.Lock()
+		if p.closed {
+			c.Close()
+			err = ErrClosed
+		}
+		p.mu.Unlock()
+	}
+	if err != nil {
+		pc.dialErr, pc.err = err, err
+		pc.failed.Store(true)
+		p.remove(pc)
+		close(pc.ready)
+		return
+	}
+	pc.c = c
+	close(pc.ready)
+	pc.read()
+}
+
+// remove forgets a failed or idle connection.
+func (p *pipeline) remove(pc *pconn) {
+	p.mu.Lock()
+	for i, x := range p.conns {
+		if x == pc {
+			p.conns = append(p.conns[:i], p.conns[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+}
+
+// count is the number of open connections.
+func (p *pipeline) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// close stops new events; connections close once their events are
+// answered.
+func (p *pipeline) close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := append([]*pconn(nil), p.conns...)
+	p.mu.Unlock()
+	for _, pc := range conns {
+		<-pc.ready
+		if pc.dialErr != nil {
+			continue
+		}
+		pc.mu.Lock()
+		pc.draining = true
+		if pc.queued() == 0 && pc.err == nil {
+			pc.failLocked(errIdleOrClosed)
+		}
+		pc.mu.Unlock()
+	}
+}
+
+func (pc *pconn) queued() int { return len(pc.queue) - pc.qhead }
+
+// send queues c's request and writes the buffer unless another Forward
+// is writing it. An error means nothing of the request was written.
+func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
+	p := pc.p
+	pc.mu.Lock()
+	if pc.err != nil || pc.draining {
+		pc.mu.Unlock()
+		return errNotWritten
+	}
+	b := append(pc.buf, p.head...)
+	b = append(b, "Idempotency-Key: "...)
+	b = append(b, eventID...)
+	if len(loop) > 0 {
+		b = append(b, "\r\nHookgate-Loop: "...)
+		b = append(b, loop...)
+	}
+	b = append(b, "\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(event)), 10)
+	b = append(b, "\r\n\r\n"...)
+	pc.buf = append(b, event...)
+	if pc.queued() == 0 {
+		// The reader waits under the idle deadline; this event's
+		// deadline replaces it (see read for the race with it).
+		pc.qhead, pc.queue = 0, pc.queue[:0]
+		_ = pc.c.SetReadDeadline(c.deadline)
+	}
+	pc.queue = append(pc.queue, c)
+	pc.unwritten++
+	if pc.writing {
+		pc.mu.Unlock()
+		return nil
+	}
+	pc.writing = true
+	for len(pc.buf) > 0 && pc.err == nil {
+		out := pc.buf
+		pc.buf, pc.spare = pc.spare[:0], nil
+		// The batch's earliest deadline is its oldest call's.
+		wd := pc.queue[len(pc.queue)-pc.unwritten].deadline
+		pc.unwritten = 0
+		pc.mu.Unlock()
+		err := pc.c.SetWriteDeadline(wd)
+		if err == nil {
+			_, err = pc.c.Write(out)
+		}
+		pc.mu.Lock()
+		if cap(out) <= maxKeptBuffer {
+			pc.spare = out[:0]
+		}
+		if err != nil {
+			pc.failLocked(err)
+		}
+	}
+	pc.writing = false
+	pc.mu.Unlock()
+	return nil
+}
+
+// read parses the engine's answers in order and hands each to the oldest
+// waiting call, until the connection fails or is closed.
+//
+// The read deadline is always that of the oldest call waiting, set when a
+// call joins an empty queue or the one before it is answered, and the
+// idle deadline once the queue empties. A timeout can therefore meet a
+// call that joined just as the idle deadline expired; it is told apart by
+// the call's own deadline being still ahead, and nothing of an answer can
+// have been read then, since none was asked for.
+func (pc *pconn) read() {
+	p := pc.p
+	br := bufio.NewReaderSize(pc.c, 4096)
+	var resp fasthttp.Response
+	for {
+		err := resp.ReadLimitBody(br, p.maxRB)
+		pc.mu.Lock()
+		if pc.err != nil { // closed by a failed write, or idle at close
+			pc.mu.Unlock()
+			return
+		}
+		if err != nil && isTimeout(err) {
+			if pc.queued() == 0 {
+				pc.failLocked(errIdleOrClosed)
+				pc.mu.Unlock()
+				return
+			}
+			if d := pc.queue[pc.qhead].deadline; time.Now().Before(d) {
+				_ = pc.c.SetReadDeadline(d)
+				pc.mu.Unlock()
+				resp.Reset()
+				continue
+			}
+		}
+		if pc.queued() == 0 {
+			if err == nil {
+				err = errUnsolicited
+			}
+			pc.failLocked(err)
+			pc.mu.Unlock()
+			return
+		}
+		c := pc.queue[pc.qhead]
+		pc.queue[pc.qhead] = nil
+		pc.qhead++
+		// As in the one-at-a-time client: a status line that arrived is
+		// an answer, even if its body then failed or was too long.
+		status := resp.StatusCode()
+		if err == nil || resp.Header.ContentLength() != 0 || (err == fasthttp.ErrBodyTooLarge && status != 0) {
+			c.status = status
+		} else {
+			c.err = p.h.classify(err)
+		}
+		switch {
+		case err != nil:
+			pc.failBlamed(err, true)
+		case resp.ConnectionClose():
+			pc.failLocked(fasthttp.ErrConnectionClosed)
+		case pc.queued() > 0:
+			_ = pc.c.SetReadDeadline(pc.queue[pc.qhead].deadline)
+		case pc.draining:
+			pc.failLocked(errIdleOrClosed)
+		default:
+			_ = pc.c.SetReadDeadline(time.Now().Add(p.idle))
+		}
+		// Answered last, so the caller finds the connection as this
+		// answer left it.
+		c.done <- struct{}{}
+		failed := pc.err != nil
+		pc.mu.Unlock()
+		if failed {
+			return
+		}
+		resp.Reset()
+	}
+}
+
+// failLocked closes the connection and fails every call still queued:
+// those whose bytes never reached the kernel with errNotWritten, so they
+// are re-sent elsewhere; the oldest written one with what happened, unless
+// an answered call already got it (blamed); the rest as aborted. pc.mu is
+// held.
+func (pc *pconn) failLocked(cause error) { pc.failBlamed(cause, false) }
+
+func (pc *pconn) failBlamed(cause error, blamed bool) {
+	if pc.err != nil {
+		return
+	}
+	pc.err = cause
+	pc.failed.Store(true)
+	pc.c.Close()
+	// Locks are taken pc.mu, then p.mu: nothing holding p.mu takes a
+	// connection's.
+	pc.p.remove(pc)
+	for i := pc.qhead; i < len(pc.queue); i++ {
+		c := pc.queue[i]
+		pc.queue[i] = nil
+		switch {
+		case i >= len(pc.queue)-pc.unwritten:
+			c.err = errNotWritten
+		case i == pc.qhead && !blamed:
+			c.err = pc.p.h.classify(cause)
+		default:
+			c.err = errAborted
+		}
+		c.done <- struct{}{}
+	}
+	pc.queue, pc.qhead, pc.unwritten = pc.queue[:0], 0, 0
+	pc.buf = pc.buf[:0]
+}

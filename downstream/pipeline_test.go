@@ -1,0 +1,135 @@
+package downstream
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// TestPipelineAnswersInOrder: with many events in flight on few
+// connections, every Forward gets its own event's answer — the engine
+// answers each with a status derived from its Idempotency-Key — and the
+// engine receives each event exactly once.
+func TestPipelineAnswersInOrder(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+		mu.Lock()
+		got[key]++
+		mu.Unlock()
+		ctx.SetStatusCode(statusFor(key))
+	})
+	e.quiet.Store(true)
+	const workers, each = 64, 100
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/in", Pipeline: 16, Timeout: 10 * time.Second})
+	var wrong atomic.Int64
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				key := "ev-" + strconv.Itoa(w*each+i)
+				err := h.Forward([]byte(key), nil, []byte(testEvent), time.Now())
+				want := statusFor(key)
+				var se *StatusError
+				switch {
+				case want < 300 && err == nil:
+				case want >= 300 && errors.As(err, &se) && se.Status == want:
+				default:
+					if wrong.Add(1) <= 5 {
+						t.Errorf("%s: Forward = %v; want the engine's %d for this event", key, err, want)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := wrong.Load(); n > 0 {
+		t.Fatalf("%d Forwards got another event's answer", n)
+	}
+	if len(got) != workers*each {
+		t.Fatalf("engine received %d distinct events; want %d", len(got), workers*each)
+	}
+	for k, n := range got {
+		if n != 1 {
+			t.Fatalf("engine received %s %d times; want once", k, n)
+		}
+	}
+	// 64 callers at 16 in flight per connection need few connections; the
+	// one-at-a-time client would have opened up to 64.
+	if m := e.maxOpen.Load(); m > 8 {
+		t.Fatalf("engine saw %d connections at once; want at most 8 with 16 events in flight on each", m)
+	}
+	t.Logf("connections at once: %d", e.maxOpen.Load())
+}
+
+// statusFor is the engine's answer to an event: 500 for every seventh,
+// otherwise 200–203.
+func statusFor(key string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(key, "ev-"))
+	if n%7 == 0 {
+		return 500
+	}
+	return 200 + n%4
+}
+
+// TestPipelineTimeoutFailsThoseBehind: answers come in order, so when the
+// oldest event on a connection times out, the events written behind it
+// fail too — within their own deadline, never as accepted, never re-sent
+// — and the next event gets a fresh connection.
+func TestPipelineTimeoutFailsThoseBehind(t *testing.T) {
+	release := make(chan struct{})
+	var receipts sync.Map
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+		if _, dup := receipts.LoadOrStore(key, true); dup {
+			t.Errorf("engine received %s twice", key)
+		}
+		if key == "slow" {
+			select {
+			case <-release:
+			case <-time.After(5 * time.Second):
+			}
+		}
+	})
+	defer close(release)
+	const timeout = 300 * time.Millisecond
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
+	start := time.Now()
+	errs := make(chan error, 4)
+	go func() { errs <- h.Forward([]byte("slow"), nil, []byte(testEvent), time.Now()) }()
+	time.Sleep(20 * time.Millisecond) // the slow event is first on the connection
+	for i := range 3 {
+		go func() { errs <- h.Forward([]byte("behind-"+strconv.Itoa(i)), nil, []byte(testEvent), time.Now()) }()
+	}
+	var timeouts, aborted int
+	for range 4 {
+		err := <-errs
+		switch {
+		case errors.Is(err, ErrTimeout):
+			timeouts++
+		case errors.Is(err, ErrUnreachable):
+			aborted++
+		default:
+			t.Fatalf("Forward behind a timed-out event = %v; want a timeout or a failed connection", err)
+		}
+	}
+	if el := time.Since(start); el > timeout+500*time.Millisecond {
+		t.Fatalf("the Forwards took %s; want each within its %s", el, timeout)
+	}
+	if timeouts < 1 {
+		t.Fatalf("%d timeouts, %d aborted; want the slow event's timeout", timeouts, aborted)
+	}
+	if st := h.Stats(); st.Conns != 0 {
+		t.Fatalf("Stats = %+v; want the timed-out connection closed", st)
+	}
+	if err := h.Forward([]byte("next"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatalf("Forward after the timeout: %v; want a fresh connection", err)
+	}
+}
