@@ -255,11 +255,18 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 	b = strconv.AppendInt(b, int64(len(event)), 10)
 	b = append(b, "\r\n\r\n"...)
 	pc.buf = append(b, event...)
-	if pc.queued() == 0 {
+	switch n := pc.queued(); {
+	case n == 0:
 		// The reader waits under the idle deadline; this event's
 		// deadline replaces it (see read for the race with it).
 		pc.qhead, pc.queue = 0, pc.queue[:0]
 		_ = pc.c.SetReadDeadline(c.deadline)
+	case pc.qhead >= n:
+		// Under steady load the queue may never empty: move what is
+		// waiting to the front instead of growing it.
+		copy(pc.queue, pc.queue[pc.qhead:])
+		clear(pc.queue[n:])
+		pc.qhead, pc.queue = 0, pc.queue[:n]
 	}
 	pc.queue = append(pc.queue, c)
 	pc.unwritten++
