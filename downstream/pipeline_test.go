@@ -2,6 +2,8 @@ package downstream
 
 import (
 	"errors"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,5 +133,69 @@ func TestPipelineTimeoutFailsThoseBehind(t *testing.T) {
 	}
 	if err := h.Forward([]byte("next"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("Forward after the timeout: %v; want a fresh connection", err)
+	}
+}
+
+// TestPipelineResendsOnlyUnwritten: an engine that accepts and never
+// reads makes the first event's write block; an event queued behind it
+// meanwhile has no byte written when that write times out, so it is sent
+// again on a new connection — and it reaches the engine there only, while
+// the first event is never re-sent.
+func TestPipelineResendsOnlyUnwritten(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held, never read until the end
+		}
+	}()
+	const timeout = 400 * time.Millisecond
+	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1,
+		Timeout: timeout, DialAttempts: 2, DialRetryDelay: time.Millisecond})
+	big := []byte(`{"pad":"` + strings.Repeat("x", 64<<20) + `"}`) // more than the socket buffers hold
+	bigErr := make(chan error, 1)
+	go func() { bigErr <- h.Forward([]byte("big"), nil, big, time.Now()) }()
+	first := <-accepted
+	defer first.Close()
+	time.Sleep(50 * time.Millisecond) // the big write is blocked now
+	smallErr := h.Forward([]byte("small"), nil, []byte(testEvent), time.Now())
+	if err := <-bigErr; !errors.Is(err, ErrTimeout) {
+		t.Fatalf("blocked event: %v; want a timeout", err)
+	}
+	if !errors.Is(smallErr, ErrTimeout) {
+		t.Fatalf("event queued behind it: %v; want a timeout on the engine that never answers", smallErr)
+	}
+	var second net.Conn
+	select {
+	case second = <-accepted:
+		defer second.Close()
+	case <-time.After(time.Second):
+		t.Fatal("the unwritten event was not sent again on a new connection")
+	}
+	if st := h.Stats(); st.DialRetries != 1 || st.Requests != 2 {
+		t.Fatalf("Stats = %+v; want one re-send of the unwritten event", st)
+	}
+	// What each connection carried: the big event on the first only, the
+	// small one on the second only.
+	readAll := func(c net.Conn) string {
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		b, _ := io.ReadAll(c)
+		return string(b)
+	}
+	onSecond := readAll(second)
+	onFirst := readAll(first)
+	if !strings.Contains(onSecond, "Idempotency-Key: small\r\n") || strings.Contains(onSecond, "Idempotency-Key: big\r\n") {
+		t.Fatalf("second connection carried %.200q; want the small event only", onSecond)
+	}
+	if strings.Contains(onFirst, "Idempotency-Key: small\r\n") {
+		t.Fatal("the small event was written on the first connection too")
 	}
 }
