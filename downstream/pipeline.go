@@ -94,7 +94,7 @@ const maxKeptBuffer = 1 << 20
 
 var (
 	errNotWritten   = errors.New("connection failed before the event was written")
-	errAborted      = &kindError{kind: ErrUnreachable, msg: "flow engine connection failed after an earlier event on it"}
+	errAborted      = &kindError{kind: ErrAborted, msg: "flow engine connection failed after an earlier event on it"}
 	errUnsolicited  = &kindError{kind: ErrUnreachable, msg: "flow engine sent an answer nobody asked for"}
 	errIdleOrClosed = errors.New("idle connection closed")
 )

@@ -80,9 +80,11 @@ func (b *breaker) open(cooldown time.Duration) {
 func (b *breaker) isOpen() bool { return b.openUntil.Load() != 0 }
 
 // trips reports whether err counts against the engine's health: anything
-// but success and an answer the engine gave deliberately (4xx).
+// but success, an answer the engine gave deliberately (4xx), and an event
+// that failed only because an earlier one on its pipelined connection did
+// (that one counts, once, rather than up to downstream.pipeline times).
 func trips(err error) bool {
-	if err == nil {
+	if err == nil || errors.Is(err, downstream.ErrAborted) {
 		return false
 	}
 	var se *downstream.StatusError

@@ -90,3 +90,55 @@ func TestBreaker(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakerPipelinedTimeout: on a pipelined connection one slow event
+// fails the events behind it; that is one failure of the engine, not one
+// per event, so the breaker stays closed.
+func TestBreakerPipelinedTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Request.Header.Peek("Idempotency-Key")) == "slow" {
+			<-release
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(release); srv.Shutdown() })
+	sink, err := downstream.Open(downstream.Config{URL: "http://" + ln.Addr().String() + "/", Timeout: 300 * time.Millisecond,
+		Pipeline: 16, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	b := newBreaker(sink, Breaker{Failures: 3, Cooldown: Duration(time.Second), MaxCooldown: Duration(time.Second)})
+	slow := make(chan error, 1)
+	go func() { slow <- b.Forward([]byte("slow"), nil, []byte(`{}`), time.Now()) }()
+	time.Sleep(30 * time.Millisecond)
+	behind := make(chan error, 8)
+	for range 8 {
+		go func() { behind <- b.Forward([]byte("behind"), nil, []byte(`{}`), time.Now()) }()
+	}
+	if err := <-slow; !errors.Is(err, downstream.ErrTimeout) {
+		t.Fatalf("slow event: %v; want a timeout", err)
+	}
+	aborted := 0
+	for range 8 {
+		if err := <-behind; errors.Is(err, downstream.ErrAborted) {
+			aborted++
+		} else if err != nil && !errors.Is(err, downstream.ErrTimeout) {
+			t.Fatalf("event behind the slow one: %v", err)
+		}
+	}
+	if aborted == 0 {
+		t.Fatal("no event was aborted behind the slow one; the test did not pipeline")
+	}
+	if b.isOpen() {
+		t.Fatalf("breaker opened after one slow event and %d aborted behind it", aborted)
+	}
+	if err := b.Forward([]byte("next"), nil, []byte(`{}`), time.Now()); err != nil {
+		t.Fatalf("next event: %v", err)
+	}
+}

@@ -83,12 +83,13 @@ const (
 	fwdRejected
 	fwdClosed
 	fwdWrite
+	fwdAborted
 	fwdBreakerOpen
 	fwdOther
 	nFwdReasons
 )
 
-var fwdReasonLabels = [nFwdReasons]string{"timeout", "unreachable", "rejected", "closed", "write", "breaker_open", "other"}
+var fwdReasonLabels = [nFwdReasons]string{"timeout", "unreachable", "rejected", "closed", "write", "aborted", "breaker_open", "other"}
 
 // routeStats is one automation's request counters and log sampler. A
 // slot's series appears once the automation has answered with it.
@@ -170,6 +171,8 @@ func (m *metrics) forwardFailure(err error) {
 		i = fwdClosed
 	case errorIs(err, downstream.ErrWrite):
 		i = fwdWrite
+	case errorIs(err, downstream.ErrAborted):
+		i = fwdAborted
 	}
 	m.fwdFailures[i].Inc()
 }
