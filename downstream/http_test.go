@@ -375,13 +375,26 @@ func testHTTPRecovery(t *testing.T, pl int) {
 func TestHTTPClose(t *testing.T) { transports(t, testHTTPClose) }
 
 func testHTTPClose(t *testing.T, pl int) {
-	e := startEngine(t, "127.0.0.1:0", answer(200))
+	arrived := make(chan struct{}, 1)
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		if string(ctx.Request.Header.Peek("Idempotency-Key")) == "slow" {
+			arrived <- struct{}{}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/"})
 	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	// A Forward in flight when the sink closes still finishes.
+	inFlight := make(chan error, 1)
+	go func() { inFlight <- h.Forward([]byte("slow"), nil, []byte(testEvent), time.Now()) }()
+	<-arrived
 	if err := h.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-inFlight; err != nil {
+		t.Fatalf("Forward in flight at Close = %v; want it to finish", err)
 	}
 	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Forward after Close = %v; want ErrClosed", err)

@@ -485,6 +485,27 @@ func TestRateLimits(t *testing.T) {
 func TestSIGTERMInFlight(t *testing.T) {
 	g, s := rowsGateway(t)
 	s.set(200, 800*time.Millisecond)
+	sigtermInFlight(t, g, s, 200)
+}
+
+// TestSIGTERMInFlightPipelined stops a gateway whose events are
+// pipelined (downstream.pipeline: 8) while 200 are in flight, the engine
+// taking 20 ms over each, one after another on each connection: every
+// request is still answered code 0 and at the engine exactly once.
+func TestSIGTERMInFlightPipelined(t *testing.T) {
+	s := startSink(t)
+	s.set(200, 20*time.Millisecond)
+	cfg := strings.ReplaceAll(rowsConfig, `downstream: {url: "SINK", timeout: 2s}`,
+		`downstream: {url: "`+s.URL+`", timeout: 2s, pipeline: 8}`)
+	g := startGateway(t, cfg)
+	sigtermInFlight(t, g, s, 25)
+}
+
+// sigtermInFlight sends 200 requests, stops the gateway once arrived of
+// them have reached the engine, and checks that every one was answered
+// code 0 and reached the engine exactly once.
+func sigtermInFlight(t *testing.T, g *gatewayProc, s *sink, arrived int) {
+	t.Helper()
 	const n = 200
 	var wg sync.WaitGroup
 	answers := make([]answer, n)
@@ -503,8 +524,8 @@ func TestSIGTERMInFlight(t *testing.T) {
 			}
 		}()
 	}
-	// Every request is inside the gateway, waiting on the engine.
-	s.waitArrived(t, n)
+	// The requests are inside the gateway, waiting on the engine.
+	s.waitArrived(t, arrived)
 	if err := g.stop(t); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, g.log())
 	}
