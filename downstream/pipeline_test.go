@@ -157,7 +157,9 @@ func TestPipelineResendsOnlyUnwritten(t *testing.T) {
 			accepted <- c // held, never read until the end
 		}
 	}()
-	const timeout = time.Second
+	// Long enough for a loaded machine to copy the big event before its
+	// deadline.
+	const timeout = 4 * time.Second
 	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1,
 		Timeout: timeout, DialAttempts: 2, DialRetryDelay: time.Millisecond})
 	big := []byte(`{"pad":"` + strings.Repeat("x", 64<<20) + `"}`) // more than the socket buffers hold
@@ -166,8 +168,17 @@ func TestPipelineResendsOnlyUnwritten(t *testing.T) {
 	first := <-accepted
 	defer first.Close()
 	// Wait until the big event has been handed to a write that blocks.
+	waitUntil := time.Now().Add(timeout / 2)
 	for blocked := false; !blocked; {
 		time.Sleep(5 * time.Millisecond)
+		select {
+		case err := <-bigErr:
+			t.Fatalf("the big event ended before its write was seen blocked: %v", err)
+		default:
+		}
+		if time.Now().After(waitUntil) {
+			t.Fatal("the big event's write was not seen blocked")
+		}
 		var pc *pconn
 		h.pipe.mu.Lock() // never held while taking a connection's lock
 		if len(h.pipe.conns) == 1 {
