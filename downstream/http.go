@@ -75,8 +75,7 @@ func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
 var (
-	errConnClosed       = &kindError{kind: ErrUnreachable, msg: "flow engine closed the connection without answering"}
-	errConnFailedUnsent = &kindError{kind: ErrUnreachable, msg: "flow engine connection failed before the event was sent"}
+	errConnClosed = &kindError{kind: ErrUnreachable, msg: "flow engine closed the connection without answering"}
 
 	headerIdempotencyKey = []byte("Idempotency-Key")
 	headerLoop           = []byte("Hookgate-Loop")
@@ -203,9 +202,41 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 		return ErrClosed
 	}
 	h.requests.Add(1)
-	if h.pipe != nil {
-		return h.forwardPipelined(eventID, loop, event, start)
+	deadline := start.Add(h.timeout)
+	var status int
+	var err error
+	for attempt := 1; ; attempt++ {
+		if h.pipe != nil {
+			status, err = h.pipe.forward(eventID, loop, event, deadline)
+		} else {
+			status, err = h.roundTrip(eventID, loop, event, deadline)
+		}
+		// Only an event none of whose bytes was written is sent again.
+		_, dialFailed := err.(*dialError)
+		if !dialFailed && err != errNotWritten || attempt >= h.dialAttempts || time.Until(deadline) <= h.dialRetryDelay {
+			break
+		}
+		h.dialRetries.Add(1)
+		if dialFailed {
+			time.Sleep(h.dialRetryDelay)
+		}
 	}
+	switch {
+	case err == nil && status >= 200 && status < 300:
+		return nil
+	case err == ErrClosed:
+		return err
+	}
+	h.failures.Add(1)
+	if err == nil {
+		return &StatusError{Status: status}
+	}
+	return h.classify(err)
+}
+
+// roundTrip sends one event on a connection of its own and returns the
+// engine's status, or why there is none.
+func (h *HTTP) roundTrip(eventID, loop, event []byte, deadline time.Time) (int, error) {
 	c := h.calls.Get().(*httpCall)
 	req := &c.req
 	req.Header.SetMethod(fasthttp.MethodPost)
@@ -221,89 +252,39 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 	}
 	// Not copied: the request is done with event before Forward returns.
 	req.SetBodyRaw(event)
-
-	deadline := start.Add(h.timeout)
-	var err error
-	for attempt := 1; ; attempt++ {
-		// DoDeadline only sets the request's timeout and calls Do in this
-		// goroutine; the deadline becomes the connection's read/write
-		// deadline, so no timer or goroutine is made per call.
-		err = h.client.DoDeadline(req, &c.resp, deadline)
-		if _, ok := err.(*dialError); !ok || attempt >= h.dialAttempts {
-			break
-		}
-		if time.Until(deadline) <= h.dialRetryDelay {
-			break
-		}
-		h.dialRetries.Add(1)
-		time.Sleep(h.dialRetryDelay)
-	}
-	status := c.resp.StatusCode()
-	// When the body read fails after the status line, the answer was
-	// given: a 2xx then means the engine has the event, and calling it a
-	// failure would make the caller's retry trigger the automation twice.
-	// fasthttp resets the response before each call, and a parsed header
-	// of a body that can still fail has a non-zero content length (its
-	// length, -1 chunked or -2 read-to-close), so this tells a status line
-	// that arrived from one that never did.
-	answered := err != nil && c.resp.Header.ContentLength() != 0
+	// DoDeadline only sets the request's timeout and calls Do in this
+	// goroutine; the deadline becomes the connection's read/write
+	// deadline, so no timer or goroutine is made per call.
+	status, err := answered(&c.resp, h.client.DoDeadline(req, &c.resp, deadline))
 	// Reset drops the references to the caller's buffers before pooling.
 	req.Reset()
 	c.resp.Reset()
 	h.calls.Put(c)
-
-	if err == nil || answered || (err == fasthttp.ErrBodyTooLarge && status != 0) {
-		// The status line was read: the engine has answered, even if its
-		// body was longer than we care to read.
-		if status >= 200 && status < 300 {
-			return nil
-		}
-		h.failures.Add(1)
-		return &StatusError{Status: status}
-	}
-	h.failures.Add(1)
-	return h.classify(err)
+	return status, err
 }
 
-// forwardPipelined is Forward over the pipeline, with the same retries:
-// only an event none of whose bytes was written is sent again.
-func (h *HTTP) forwardPipelined(eventID, loop, event []byte, start time.Time) error {
-	deadline := start.Add(h.timeout)
-	var status int
-	var err error
-	for attempt := 1; ; attempt++ {
-		status, err = h.pipe.forward(eventID, loop, event, deadline)
-		_, dialFailed := err.(*dialError)
-		if !dialFailed && err != errNotWritten || attempt >= h.dialAttempts || time.Until(deadline) <= h.dialRetryDelay {
-			break
-		}
-		h.dialRetries.Add(1)
-		if dialFailed {
-			time.Sleep(h.dialRetryDelay)
-		}
+// answered tells, after a response read that returned err, whether the
+// engine answered: it returns the status and nil if so, else 0 and err.
+// When the body read fails after the status line, the answer was given: a
+// 2xx then means the engine has the event, and calling it a failure would
+// make the caller's retry trigger the automation twice. The response is
+// reset before each read, and a parsed header of a body that can still
+// fail has a non-zero content length (its length, -1 chunked or -2
+// read-to-close), so this tells a status line that arrived from one that
+// never did. A body longer than we care to read is an answer too.
+func answered(resp *fasthttp.Response, err error) (int, error) {
+	if err == nil || resp.Header.ContentLength() != 0 || err == fasthttp.ErrBodyTooLarge {
+		return resp.StatusCode(), nil
 	}
-	switch {
-	case err == nil && status >= 200 && status < 300:
-		return nil
-	case err == nil:
-		h.failures.Add(1)
-		return &StatusError{Status: status}
-	case err == errNotWritten:
-		h.failures.Add(1)
-		return errConnFailedUnsent
-	case err == ErrClosed:
-		return err
-	}
-	h.failures.Add(1)
-	if _, ok := err.(*dialError); ok {
-		return h.classify(err)
-	}
-	return err
+	return 0, err
 }
 
 // classify turns a fasthttp error into one that says what happened and
 // never quotes the event or the URL's secrets.
 func (h *HTTP) classify(err error) error {
+	if ke, ok := err.(*kindError); ok { // classified already
+		return ke
+	}
 	if de, ok := err.(*dialError); ok {
 		if errors.Is(de.err, fasthttp.ErrDialTimeout) || isTimeout(de.err) {
 			h.timeouts.Add(1)

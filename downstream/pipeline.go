@@ -93,7 +93,7 @@ type pcall struct {
 const maxKeptBuffer = 1 << 20
 
 var (
-	errNotWritten   = errors.New("connection failed before the event was written")
+	errNotWritten   = &kindError{kind: ErrUnreachable, msg: "flow engine connection failed before the event was sent"}
 	errAborted      = &kindError{kind: ErrAborted, msg: "flow engine connection failed after an earlier event on it"}
 	errUnsolicited  = &kindError{kind: ErrUnreachable, msg: "flow engine sent an answer nobody asked for"}
 	errIdleOrClosed = errors.New("idle connection closed")
@@ -182,7 +182,7 @@ func (pc *pconn) dial(deadline time.Time) {
 		p.mu.Unlock()
 	}
 	if err != nil {
-		pc.dialErr, pc.err = err, err
+		pc.dialErr = err
 		pc.failed.Store(true)
 		p.remove(pc)
 		close(pc.ready)
@@ -343,13 +343,9 @@ func (pc *pconn) read() {
 		c := pc.queue[pc.qhead]
 		pc.queue[pc.qhead] = nil
 		pc.qhead++
-		// As in the one-at-a-time client: a status line that arrived is
-		// an answer, even if its body then failed or was too long.
-		status := resp.StatusCode()
-		if err == nil || resp.Header.ContentLength() != 0 || (err == fasthttp.ErrBodyTooLarge && status != 0) {
-			c.status = status
-		} else {
-			c.err = p.h.classify(err)
+		// As in the one-at-a-time client.
+		if c.status, c.err = answered(&resp, err); c.err != nil {
+			c.err = p.h.classify(c.err)
 		}
 		switch {
 		case err != nil:
