@@ -576,3 +576,29 @@ func testHTTPUnixSocket(t *testing.T, pl int) {
 		t.Fatal("Ready with no engine on the socket: nil; want an error")
 	}
 }
+
+// TestHTTPIdleConnClosed: a connection idle for MaxIdleConnDuration is
+// closed by the sink, before an engine's own idle timeout could close it
+// under a POST; the next event opens a new one.
+func TestHTTPIdleConnClosed(t *testing.T) { transports(t, testHTTPIdleConnClosed) }
+
+func testHTTPIdleConnClosed(t *testing.T, pl int) {
+	e := startEngine(t, "127.0.0.1:0", answer(200))
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/", MaxIdleConnDuration: 100 * time.Millisecond})
+	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.open.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("engine still has %d connections from an idle sink; Stats = %+v", e.open.Load(), h.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := h.Stats(); st.Conns != 0 {
+		t.Fatalf("Stats = %+v; want the idle connection gone", st)
+	}
+	if err := h.Forward([]byte("id2"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatalf("Forward after the idle close: %v", err)
+	}
+}
