@@ -82,7 +82,10 @@ var (
 	headerAuthorization  = []byte("Authorization")
 )
 
-const userAgent = "hookgate"
+const (
+	userAgent   = "hookgate"
+	contentType = "application/json"
+)
 
 func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 	if u.Host == "" {
@@ -241,7 +244,7 @@ func (h *HTTP) roundTrip(eventID, loop, event []byte, deadline time.Time) (int, 
 	req := &c.req
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(h.uri)
-	req.Header.SetContentType("application/json")
+	req.Header.SetContentType(contentType)
 	req.Header.SetUserAgent(userAgent)
 	req.Header.SetCanonical(headerIdempotencyKey, eventID)
 	if len(loop) > 0 {

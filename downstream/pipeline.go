@@ -102,18 +102,26 @@ var (
 func newPipeline(h *HTTP, u string, host string, cfg Config) *pipeline {
 	p := &pipeline{h: h, depth: int32(cfg.Pipeline), max: cfg.MaxConns, idle: cfg.MaxIdleConnDuration,
 		maxRB: cfg.MaxResponseBodySize}
+	// The headers roundTrip sets, by the same names.
 	b := append([]byte("POST "), u...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, host...)
-	b = append(b, "\r\nContent-Type: application/json\r\nUser-Agent: "+userAgent+"\r\n"...)
+	b = append(b, " HTTP/1.1\r\n"...)
+	b = appendHeader(b, []byte("Host"), []byte(host))
+	b = appendHeader(b, []byte("Content-Type"), []byte(contentType))
+	b = appendHeader(b, []byte("User-Agent"), []byte(userAgent))
 	if h.auth != nil {
-		b = append(b, "Authorization: "...)
-		b = append(b, h.auth...)
-		b = append(b, "\r\n"...)
+		b = appendHeader(b, headerAuthorization, h.auth)
 	}
 	p.head = b
 	p.calls.New = func() any { return &pcall{done: make(chan struct{}, 1)} }
 	return p
+}
+
+// appendHeader appends one header line.
+func appendHeader(b, name, value []byte) []byte {
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, value...)
+	return append(b, "\r\n"...)
 }
 
 // forward sends one event and waits for its answer; it returns the
@@ -245,13 +253,11 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 		return errNotWritten
 	}
 	b := append(pc.buf, p.head...)
-	b = append(b, "Idempotency-Key: "...)
-	b = append(b, eventID...)
+	b = appendHeader(b, headerIdempotencyKey, eventID)
 	if len(loop) > 0 {
-		b = append(b, "\r\nHookgate-Loop: "...)
-		b = append(b, loop...)
+		b = appendHeader(b, headerLoop, loop)
 	}
-	b = append(b, "\r\nContent-Length: "...)
+	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(event)), 10)
 	b = append(b, "\r\n\r\n"...)
 	pc.buf = append(b, event...)
