@@ -74,12 +74,15 @@ func BenchmarkFileWriteFsyncEach(b *testing.B) {
 
 // BenchmarkHTTPForward measures a POST to a fasthttp engine on loopback
 // that answers 200 at once; client and engine share the CPUs.
+// BenchmarkHTTPForward: one event at a time against pipelined (16 in
+// flight per connection), the engine a fasthttp server in this process.
 func BenchmarkHTTPForward(b *testing.B) {
-	for _, p := range []int{1, 16} {
-		b.Run(fmt.Sprintf("callers=%dxGOMAXPROCS", p), func(b *testing.B) {
+	for _, c := range []struct{ callers, pipeline int }{{1, 1}, {16, 1}, {16, 16}} {
+		p := c.callers
+		b.Run(fmt.Sprintf("callers=%dxGOMAXPROCS/pipeline=%d", p, c.pipeline), func(b *testing.B) {
 			e := startEngine(b, "127.0.0.1:0", answer(200))
 			e.quiet.Store(true)
-			h := openHTTP(b, Config{URL: "http://" + e.addr + "/hooks/in"})
+			h := openHTTP(b, Config{URL: "http://" + e.addr + "/hooks/in", Pipeline: c.pipeline})
 			id, loop, event := []byte("01J0000000000000000000000A"), []byte("new_product"), []byte(testEvent)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(event)))
