@@ -19,10 +19,21 @@ type slot struct {
 // expired reports whether a non-empty slot's word has expired at now. An
 // expired token counts as absent everywhere.
 func expired(word, now int64) bool {
-	if word < 0 {
-		word = -word
-	}
-	return word <= now
+	return abs(word) <= now
+}
+
+// stale reports whether a slot's word holds an expired token: not empty,
+// and expired at now (which is positive, Unix ns). One comparison without
+// branches on the word's sign, since a table mixes tokens in flight and
+// done at random and the sweep tests every slot.
+func stale(word, now int64) bool {
+	return uint64(abs(word)-1) < uint64(now)
+}
+
+// abs is |w| without a branch.
+func abs(w int64) int64 {
+	m := w >> 63
+	return (w ^ m) - m
 }
 
 // shard is one lock stripe of the Store: a linear-probing table with
@@ -111,7 +122,7 @@ func (sh *shard) claim(k Key, now, exp int64) Result {
 				return Duplicate
 			}
 		}
-		if reuse < 0 && expired(s.word, now) {
+		if reuse < 0 && stale(s.word, now) {
 			reuse = i
 		}
 	}
@@ -189,7 +200,7 @@ func (sh *shard) sweep(now int64, budget int) {
 		if c >= len(sh.slots) {
 			c = 0
 		}
-		if w := sh.slots[c].word; w != 0 && expired(w, now) {
+		if stale(sh.slots[c].word, now) {
 			sh.deleteAt(c)
 			sh.count.Add(-1)
 			continue // the shift may have moved another expired entry here
@@ -205,7 +216,7 @@ func (sh *shard) sweep(now int64, budget int) {
 func (sh *shard) reclaim(now int64) int {
 	removed := 0
 	for i := 0; i < len(sh.slots); {
-		if w := sh.slots[i].word; w != 0 && expired(w, now) {
+		if stale(sh.slots[i].word, now) {
 			sh.deleteAt(i)
 			removed++
 			continue
@@ -215,7 +226,7 @@ func (sh *shard) reclaim(now int64) int {
 	sh.minExpiry = math.MaxInt64
 	for i := range sh.slots {
 		if w := sh.slots[i].word; w != 0 {
-			sh.noteExpiry(max(w, -w))
+			sh.noteExpiry(abs(w))
 		}
 	}
 	sh.count.Add(int64(-removed))
@@ -246,7 +257,7 @@ func (sh *shard) grow(now int64) {
 			i = sh.next(i)
 		}
 		sh.slots[i] = s
-		sh.noteExpiry(max(s.word, -s.word))
+		sh.noteExpiry(abs(s.word))
 	}
 	sh.count.Store(int64(live))
 	sh.cursor = 0

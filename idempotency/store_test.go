@@ -3,6 +3,7 @@ package idempotency
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -378,4 +379,35 @@ func TestResultString(t *testing.T) {
 	f(Duplicate, "duplicate")
 	f(Full, "full")
 	f(Result(9), "unknown")
+}
+
+// TestStale checks the branch-free test the sweep and the probe use
+// against its definition: a slot holds a token (word != 0) whose expiry
+// |word| is at or before now.
+func TestStale(t *testing.T) {
+	const now = t0
+	for _, tc := range []struct {
+		word int64
+		want bool
+	}{
+		{0, false},
+		{now, true},
+		{-now, true},
+		{now - 1, true},
+		{-(now - 1), true},
+		{1, true},
+		{-1, true},
+		{now + 1, false},
+		{-(now + 1), false},
+		{math.MaxInt64, false},
+		{-math.MaxInt64, false},
+	} {
+		want := tc.word != 0 && expired(tc.word, now)
+		if want != tc.want {
+			t.Fatalf("table row %d: definition says %v", tc.word, want)
+		}
+		if got := stale(tc.word, now); got != tc.want {
+			t.Errorf("stale(%d, now) = %v, want %v", tc.word, got, tc.want)
+		}
+	}
 }
