@@ -31,6 +31,10 @@ func TestKeyClaimDoneAllocs(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("Key+Claim+Done allocates %v times per call", n)
 	}
+	long := make([]byte, 4*keyBuf)
+	if n := testing.AllocsPerRun(1000, func() { long[0]++; s.Key(automation, long) }); n != 0 {
+		t.Fatalf("Key of a %d-byte token allocates %v times per call", len(long), n)
+	}
 }
 
 // TestBytesPerToken holds 1,000,000 tokens in a Store sized for the

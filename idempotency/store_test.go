@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -116,6 +117,12 @@ func TestKeyIsUnambiguous(t *testing.T) {
 	f("auto", "tok", "auto", "tok", true)
 	// A length prefix must not be forgeable from inside the automation id.
 	f("a\x01\x00\x00\x00\x00\x00\x00\x00", "b", "a", "\x01\x00\x00\x00\x00\x00\x00\x00b", false)
+
+	// Either side of the stack buffer's limit.
+	long := strings.Repeat("t", keyBuf)
+	f("auto", long, "auto", long, true)
+	f("auto", long, "auto", long[1:], false)
+	f("auto", long[:keyBuf-8-4], "auto", long[:keyBuf-8-3], false)
 
 	// Two Stores draw their own seeds.
 	if New(1000, window).Key("a", []byte("b")) == s.Key("a", []byte("b")) {
@@ -408,6 +415,21 @@ func TestStale(t *testing.T) {
 		}
 		if got := stale(tc.word, now); got != tc.want {
 			t.Errorf("stale(%d, now) = %v, want %v", tc.word, got, tc.want)
+		}
+	}
+}
+
+// TestKeyShortEqualsLong checks that the stack-buffer hash is the same
+// function as the streaming one, at every length up to and past the
+// buffer, so where Key switches from one to the other is not visible.
+func TestKeyShortEqualsLong(t *testing.T) {
+	s := New(1000, window)
+	token := []byte(strings.Repeat("0123456789abcdef", 9))
+	for _, automation := range []string{"", "new_product"} {
+		for n := range token {
+			if got, want := s.Key(automation, token[:n]), s.keyLong(automation, token[:n]); got != want {
+				t.Fatalf("automation %q, token of %d bytes: Key %v, keyLong %v", automation, n, got, want)
+			}
 		}
 	}
 }
