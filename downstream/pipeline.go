@@ -16,13 +16,19 @@ import (
 // pipelining, several events in flight on one connection.
 //
 // A Forward appends its request to a connection's write buffer and waits.
-// Whoever finds no write in progress writes the buffer and then whatever
-// was appended while it wrote, so events that arrive together leave in
-// one write — and the engine reads them in one read and, if it is a
-// fasthttp or similar server, answers them in one write. One reader per
-// connection parses the answers in order and hands each to its Forward.
-// Under load that replaces two system calls per event on each side with
-// two per batch.
+// The buffer is written at once when nothing written on the connection
+// is still unanswered; otherwise it waits for the next answer, and the
+// Forward that answer wakes writes it — everything appended meanwhile in
+// one write — before it returns. The engine answers in order, so an event
+// held back while the engine works on those before it is answered no
+// later than if it had been written at once (a fasthttp engine holds its
+// answers until it has read everything buffered anyway), and under load
+// each write carries every event that arrived during the last round
+// trip: the engine reads them in one read and, if it is a fasthttp or
+// similar server, answers them in one write. Writing as each event
+// arrived cost a write per event at any load, a fifth of the gateway's
+// CPU. One reader per connection parses the answers in order and hands
+// each to its Forward.
 //
 // An event goes to the connection with the fewest in flight; another
 // connection is opened when every one already has Config.Pipeline in
@@ -87,6 +93,9 @@ type pcall struct {
 	deadline time.Time
 	status   int
 	err      error
+	// flush: the reader handed this call the connection's unwritten
+	// requests to write before it returns (writing is set for it).
+	flush bool
 }
 
 // Largest buffer a connection keeps between writes.
@@ -138,12 +147,17 @@ func (p *pipeline) forward(eventID, loop, event []byte, deadline time.Time) (int
 		return 0, pc.dialErr
 	}
 	c := p.calls.Get().(*pcall)
-	c.deadline, c.status, c.err = deadline, 0, nil
+	c.deadline, c.status, c.err, c.flush = deadline, 0, nil, false
 	if err := pc.send(c, eventID, loop, event); err != nil {
 		p.calls.Put(c)
 		return 0, err
 	}
 	<-c.done
+	if c.flush {
+		pc.mu.Lock()
+		pc.writeLocked()
+		pc.mu.Unlock()
+	}
 	status, err := c.status, c.err
 	p.calls.Put(c)
 	return status, err
@@ -244,7 +258,8 @@ func (p *pipeline) close() {
 func (pc *pconn) queued() int { return len(pc.queue) - pc.qhead }
 
 // send queues c's request and writes the buffer unless another Forward
-// is writing it. An error means nothing of the request was written.
+// is writing it or an answer is awaited (whose Forward will). An error
+// means nothing of the request was written.
 func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 	p := pc.p
 	pc.mu.Lock()
@@ -276,11 +291,20 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 	}
 	pc.queue = append(pc.queue, c)
 	pc.unwritten++
-	if pc.writing {
+	if pc.writing || pc.queued() > pc.unwritten {
 		pc.mu.Unlock()
 		return nil
 	}
 	pc.writing = true
+	pc.writeLocked()
+	pc.mu.Unlock()
+	return nil
+}
+
+// writeLocked writes the buffer, and whatever is appended to it while it
+// writes, until it is empty or the connection fails. The caller holds
+// pc.mu, which is released during each write, and has set writing.
+func (pc *pconn) writeLocked() {
 	for len(pc.buf) > 0 && pc.err == nil {
 		out := pc.buf
 		pc.buf, pc.spare = pc.spare[:0], nil
@@ -301,8 +325,6 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 		}
 	}
 	pc.writing = false
-	pc.mu.Unlock()
-	return nil
 }
 
 // read parses the engine's answers in order and hands each to the oldest
@@ -364,6 +386,12 @@ func (pc *pconn) read() {
 			pc.failLocked(errIdleOrClosed)
 		default:
 			_ = pc.c.SetReadDeadline(time.Now().Add(p.idle))
+		}
+		if pc.err == nil && pc.unwritten > 0 && !pc.writing {
+			// The requests held back for this answer go now, written
+			// by its Forward: the reader itself must not block in a
+			// write while the engine may be blocked writing answers.
+			pc.writing, c.flush = true, true
 		}
 		// Answered last, so the caller finds the connection as this
 		// answer left it.

@@ -82,9 +82,11 @@ func statusFor(key string) int {
 }
 
 // TestPipelineTimeoutFailsThoseBehind: answers come in order, so when the
-// oldest event on a connection times out, the events written behind it
-// fail too — within their own deadline, never as accepted, never re-sent
-// — and the next event gets a fresh connection.
+// oldest event on a connection times out, the events behind it cannot be
+// answered there. They were held back unwritten while it was awaited, so
+// each is sent again on a new connection if its own deadline leaves time
+// for it, and otherwise fails as aborted — never as accepted, never past
+// its deadline, never twice at the engine.
 func TestPipelineTimeoutFailsThoseBehind(t *testing.T) {
 	release := make(chan struct{})
 	var receipts sync.Map
@@ -101,39 +103,148 @@ func TestPipelineTimeoutFailsThoseBehind(t *testing.T) {
 		}
 	})
 	defer close(release)
-	const timeout = 300 * time.Millisecond
-	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
+	const timeout = 600 * time.Millisecond
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout,
+		DialRetryDelay: 50 * time.Millisecond})
 	start := time.Now()
-	errs := make(chan error, 4)
-	go func() { errs <- h.Forward([]byte("slow"), nil, []byte(testEvent), time.Now()) }()
+	type result struct {
+		key string
+		err error
+	}
+	results := make(chan result, 7)
+	send := func(key string) {
+		go func() { results <- result{key, h.Forward([]byte(key), nil, []byte(testEvent), time.Now())} }()
+	}
+	send("slow")
 	time.Sleep(20 * time.Millisecond) // the slow event is first on the connection
 	for i := range 3 {
-		go func() { errs <- h.Forward([]byte("behind-"+strconv.Itoa(i)), nil, []byte(testEvent), time.Now()) }()
+		send("soon-" + strconv.Itoa(i)) // about 20ms left when the slow one times out
 	}
-	var timeouts, aborted int
-	for range 4 {
-		err := <-errs
+	time.Sleep(timeout / 2)
+	for i := range 3 {
+		send("later-" + strconv.Itoa(i)) // about half the timeout left then
+	}
+	var timeouts, aborted, delivered int
+	for range 7 {
+		r := <-results
 		switch {
-		case errors.Is(err, ErrTimeout):
+		case r.key == "slow":
+			if !errors.Is(r.err, ErrTimeout) {
+				t.Fatalf("slow event: %v; want a timeout", r.err)
+			}
 			timeouts++
-		case errors.Is(err, ErrAborted):
+		case r.err == nil:
+			delivered++
+			if _, ok := receipts.Load(r.key); !ok {
+				t.Fatalf("%s answered accepted but the engine never received it", r.key)
+			}
+		case errors.Is(r.err, ErrAborted):
 			aborted++
+			if _, ok := receipts.Load(r.key); ok {
+				t.Fatalf("%s aborted after the engine received it", r.key)
+			}
 		default:
-			t.Fatalf("Forward behind a timed-out event = %v; want a timeout or aborted", err)
+			t.Fatalf("%s, behind a timed-out event: %v; want delivered on a new connection or aborted", r.key, r.err)
 		}
 	}
-	if el := time.Since(start); el > timeout+500*time.Millisecond {
+	if el := time.Since(start); el > timeout+timeout/2+500*time.Millisecond {
 		t.Fatalf("the Forwards took %s; want each within its %s", el, timeout)
 	}
-	if timeouts < 1 {
-		t.Fatalf("%d timeouts, %d aborted; want the slow event's timeout", timeouts, aborted)
+	if delivered < 3 {
+		t.Fatalf("%d delivered, %d aborted; want the later events, held back behind the slow one, sent on a new connection", delivered, aborted)
 	}
-	if st := h.Stats(); st.Conns != 0 {
-		t.Fatalf("Stats = %+v; want the timed-out connection closed", st)
-	}
+	t.Logf("behind the slow event: %d delivered on a new connection, %d aborted", delivered, aborted)
 	if err := h.Forward([]byte("next"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("Forward after the timeout: %v; want a fresh connection", err)
 	}
+}
+
+// TestPipelineHoldsBackWhileAwaiting: while an answer is awaited, the
+// events that arrive are held back and then leave together, in one write,
+// when it comes — one write per round trip rather than per event — and
+// each still gets its own answer.
+func TestPipelineHoldsBackWhileAwaiting(t *testing.T) {
+	release := make(chan struct{})
+	var received atomic.Int64
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		received.Add(1)
+		if key := string(ctx.Request.Header.Peek("Idempotency-Key")); key == "first" {
+			<-release
+		} else {
+			ctx.SetStatusCode(statusFor(key))
+		}
+	})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	defer unblock() // a failing test must not leave the engine blocked
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 64, MaxConns: 1, Timeout: 10 * time.Second})
+	first := make(chan error, 1)
+	go func() { first <- h.Forward([]byte("first"), nil, []byte(testEvent), time.Now()) }()
+	pc := waitConn(t, h, func(pc *pconn) bool { return pc.queued() == 1 && pc.unwritten == 0 && !pc.writing })
+	const n = 50
+	var wg sync.WaitGroup
+	var wrong atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			key := "ev-" + strconv.Itoa(i+1)
+			err := h.Forward([]byte(key), nil, []byte(testEvent), time.Now())
+			var se *StatusError
+			if want := statusFor(key); !(want < 300 && err == nil || errors.As(err, &se) && se.Status == want) {
+				wrong.Add(1)
+			}
+		})
+	}
+	waitConn(t, h, func(x *pconn) bool { return x == pc && pc.queued() == n+1 })
+	pc.mu.Lock()
+	held, buffered := pc.unwritten, len(pc.buf)
+	pc.mu.Unlock()
+	if held != n || received.Load() != 1 {
+		t.Fatalf("%d of %d events held back and the engine received %d; want all held back while the first is awaited", held, n, received.Load())
+	}
+	if buffered < n*len(testEvent) {
+		t.Fatalf("%d bytes buffered; want the %d held-back events", buffered, n)
+	}
+	unblock()
+	if err := <-first; err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	wg.Wait()
+	if w := wrong.Load(); w > 0 {
+		t.Fatalf("%d held-back events got another's answer or none", w)
+	}
+	if got := received.Load(); got != n+1 {
+		t.Fatalf("engine received %d events; want %d", got, n+1)
+	}
+}
+
+// waitConn waits up to five seconds for the pipeline's only connection to
+// satisfy ok, checked under its lock, and returns it.
+func waitConn(t *testing.T, h *HTTP, ok func(*pconn) bool) *pconn {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+		var pc *pconn
+		h.pipe.mu.Lock() // never held while taking a connection's lock
+		if len(h.pipe.conns) == 1 {
+			pc = h.pipe.conns[0]
+		}
+		h.pipe.mu.Unlock()
+		if pc == nil {
+			continue
+		}
+		select {
+		case <-pc.ready:
+		default:
+			continue
+		}
+		pc.mu.Lock()
+		good := ok(pc)
+		pc.mu.Unlock()
+		if good {
+			return pc
+		}
+	}
+	t.Fatal("the pipelined connection did not reach the state the test waits for")
+	return nil
 }
 
 // TestPipelineResendsOnlyUnwritten: an engine that accepts and never
