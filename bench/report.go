@@ -3,8 +3,10 @@ package bench
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -246,9 +248,11 @@ func firstLine(s string) string {
 	return l
 }
 
-// Save writes <date>.json and <date>.svg into dir (<date>-quick.* for a
-// quick run, so a smoke run never overwrites the day's full results) and
-// returns their paths.
+// Save writes <date>.json and <date>.svg into dir and returns their
+// paths. A full run never overwrites an earlier one: the day's second
+// run is <date>b.*, the third <date>c.*, and so on. A quick run is
+// <date>-quick.*, which the day's next quick run replaces, so a smoke run
+// never takes the place of full results.
 func (r *Report) Save(dir string) (jsonPath, svgPath string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", err
@@ -256,6 +260,8 @@ func (r *Report) Save(dir string) (jsonPath, svgPath string, err error) {
 	base := r.Date
 	if r.Settings.Quick {
 		base += "-quick"
+	} else if base, err = freeName(dir, base); err != nil {
+		return "", "", err
 	}
 	jsonPath = filepath.Join(dir, base+".json")
 	svgPath = filepath.Join(dir, base+".svg")
@@ -274,4 +280,18 @@ func (r *Report) Save(dir string) (jsonPath, svgPath string, err error) {
 		return "", "", err
 	}
 	return jsonPath, svgPath, nil
+}
+
+// freeName returns date, or date followed by the first letter from b to z
+// for which neither a .json nor a .svg exists in dir.
+func freeName(dir, date string) (string, error) {
+	for _, suffix := range strings.Split(",b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z", ",") {
+		name := date + suffix
+		_, errJSON := os.Stat(filepath.Join(dir, name+".json"))
+		_, errSVG := os.Stat(filepath.Join(dir, name+".svg"))
+		if errors.Is(errJSON, fs.ErrNotExist) && errors.Is(errSVG, fs.ErrNotExist) {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%s holds results for %s up to %sz already: move some away", dir, date, date)
 }

@@ -149,10 +149,22 @@ func TestSave(t *testing.T) {
 		back.Scenarios[0].Closed.Latency.P99 == 0 {
 		t.Fatalf("JSON round trip: %+v", back)
 	}
+	// The day's later full runs are kept beside the first.
+	for _, want := range []string{"2026-11-26b", "2026-11-26c"} {
+		jp, sp, err := rep.Save(filepath.Join(dir, "results"))
+		if err != nil || filepath.Base(jp) != want+".json" || filepath.Base(sp) != want+".svg" {
+			t.Fatalf("next full run saved to %s %s (%v); want %s.*", jp, sp, err, want)
+		}
+	}
+	if again, err := os.ReadFile(filepath.Join(dir, "results", "2026-11-26.json")); err != nil || !bytes.Equal(again, data) {
+		t.Fatalf("the first run's JSON changed after later runs (%v)", err)
+	}
 	rep.Settings.Quick = true
-	jp, _, _ = rep.Save(filepath.Join(dir, "results"))
-	if filepath.Base(jp) != "2026-11-26-quick.json" {
-		t.Fatalf("quick run path %s", jp)
+	for range 2 {
+		jp, _, _ = rep.Save(filepath.Join(dir, "results"))
+		if filepath.Base(jp) != "2026-11-26-quick.json" {
+			t.Fatalf("quick run path %s", jp)
+		}
 	}
 }
 

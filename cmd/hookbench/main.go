@@ -1,7 +1,8 @@
 // Command hookbench is hookgate's benchmark suite. It starts a hookgate
 // binary on generated configurations, a flow-engine sink and a bare
 // fasthttp server as subprocesses, drives each scenario closed loop and
-// open loop, prints a markdown table and writes <date>.json and <date>.svg.
+// open loop, prints a markdown table and writes <date>.json and <date>.svg
+// (<date>b.* for the day's second full run, and so on).
 // The logic lives in package bench; main only wires flags to it.
 //
 //	hookbench [flags]              run the suite
