@@ -17,9 +17,10 @@ import (
 //
 // A Forward appends its request to a connection's write buffer and waits.
 // The buffer is written at once when nothing written on the connection
-// is still unanswered; otherwise it waits for the next answer, and the
-// Forward that answer wakes writes it — everything appended meanwhile in
-// one write — before it returns. The engine answers in order, so an event
+// is still unanswered; otherwise it waits for the next answer, which
+// wakes the oldest Forward held back to write it — everything appended
+// meanwhile in one write, under that Forward's own deadline, the batch's
+// earliest. The engine answers in order, so an event
 // held back while the engine works on those before it is answered no
 // later than if it had been written at once (a fasthttp engine holds its
 // answers until it has read everything buffered anyway), and under load
@@ -89,12 +90,14 @@ type pconn struct {
 
 // pcall is one Forward waiting for its answer.
 type pcall struct {
-	done     chan struct{} // capacity 1: the reader or a failure signals once
+	// done (capacity 2) is signalled once with the answer or failure,
+	// and before that, at most once, to write (flush is set).
+	done     chan struct{}
 	deadline time.Time
 	status   int
 	err      error
-	// flush: the reader handed this call the connection's unwritten
-	// requests to write before it returns (writing is set for it).
+	// flush: the reader woke this call, the oldest held back, to write
+	// the connection's unwritten requests (writing is set for it).
 	flush bool
 }
 
@@ -121,7 +124,7 @@ func newPipeline(h *HTTP, u string, host string, cfg Config) *pipeline {
 		b = appendHeader(b, headerAuthorization, h.auth)
 	}
 	p.head = b
-	p.calls.New = func() any { return &pcall{done: make(chan struct{}, 1)} }
+	p.calls.New = func() any { return &pcall{done: make(chan struct{}, 2)} }
 	return p
 }
 
@@ -152,8 +155,8 @@ func (p *pipeline) forward(eventID, loop, event []byte, deadline time.Time) (int
 		p.calls.Put(c)
 		return 0, err
 	}
-	<-c.done
-	if c.flush {
+	for <-c.done; c.flush; <-c.done {
+		c.flush = false
 		pc.mu.Lock()
 		pc.writeLocked()
 		pc.mu.Unlock()
@@ -301,9 +304,10 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 	return nil
 }
 
-// writeLocked writes the buffer, and whatever is appended to it while it
-// writes, until it is empty or the connection fails. The caller holds
-// pc.mu, which is released during each write, and has set writing.
+// writeLocked writes the buffer. What is appended while it writes is
+// held back for the next answer, unless every event written is answered
+// by then: then it writes again. The caller holds pc.mu, which is
+// released during each write, and has set writing.
 func (pc *pconn) writeLocked() {
 	for len(pc.buf) > 0 && pc.err == nil {
 		out := pc.buf
@@ -322,6 +326,9 @@ func (pc *pconn) writeLocked() {
 		}
 		if err != nil {
 			pc.failLocked(err)
+		}
+		if pc.queued() > pc.unwritten {
+			break // an answer is awaited, and its arrival writes the rest
 		}
 	}
 	pc.writing = false
@@ -389,9 +396,12 @@ func (pc *pconn) read() {
 		}
 		if pc.err == nil && pc.unwritten > 0 && !pc.writing {
 			// The requests held back for this answer go now, written
-			// by its Forward: the reader itself must not block in a
-			// write while the engine may be blocked writing answers.
-			pc.writing, c.flush = true, true
+			// by the oldest of their Forwards, whose deadline is the
+			// batch's: the reader itself must not block in a write
+			// while the engine may be blocked writing answers.
+			u := pc.queue[len(pc.queue)-pc.unwritten]
+			pc.writing, u.flush = true, true
+			u.done <- struct{}{}
 		}
 		// Answered last, so the caller finds the connection as this
 		// answer left it.

@@ -1,9 +1,11 @@
 package downstream
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,6 +216,57 @@ func TestPipelineHoldsBackWhileAwaiting(t *testing.T) {
 	}
 	if got := received.Load(); got != n+1 {
 		t.Fatalf("engine received %d events; want %d", got, n+1)
+	}
+}
+
+// TestPipelineAnsweredReturnsAtOnce: an answered Forward returns with its
+// answer; the write of the events held back behind it is done by the
+// oldest of them, under its own deadline. Here that write blocks, since
+// the engine stops reading after the first event, and the first Forward
+// must not wait for it: done by the answered Forward, it would have
+// returned only when the held-back event timed out, past its own deadline.
+func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	answer := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		<-answer
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		<-time.After(10 * time.Second) // never reads again
+	}()
+	const timeout = 3 * time.Second
+	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
+	first := make(chan error, 1)
+	go func() { first <- h.Forward([]byte("first"), nil, []byte(testEvent), time.Now()) }()
+	waitConn(t, h, func(pc *pconn) bool { return pc.queued() == 1 && pc.unwritten == 0 && !pc.writing })
+	big := []byte(`{"pad":"` + strings.Repeat("x", 64<<20) + `"}`) // more than the socket buffers hold
+	bigErr := make(chan error, 1)
+	go func() { bigErr <- h.Forward([]byte("big"), nil, big, time.Now()) }()
+	waitConn(t, h, func(pc *pconn) bool { return pc.unwritten == 1 })
+	answered := time.Now()
+	close(answer)
+	if err := <-first; err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	if d := time.Since(answered); d > timeout/3 {
+		t.Fatalf("the answered Forward returned %s after its answer; want at once, not after the held-back write", d)
+	}
+	if err := <-bigErr; !errors.Is(err, ErrTimeout) {
+		t.Fatalf("held-back event the engine never reads: %v; want a timeout", err)
 	}
 }
 
