@@ -105,7 +105,7 @@ func TestPipelineTimeoutFailsThoseBehind(t *testing.T) {
 		}
 	})
 	defer close(release)
-	const timeout = 600 * time.Millisecond
+	const timeout = time.Second
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout,
 		DialRetryDelay: 50 * time.Millisecond})
 	start := time.Now()
