@@ -20,16 +20,15 @@ import (
 // is still unanswered; otherwise it waits for the next answer, which
 // wakes the oldest Forward held back to write it — everything appended
 // meanwhile in one write, under that Forward's own deadline, the batch's
-// earliest. The engine answers in order, so an event
-// held back while the engine works on those before it is answered no
-// later than if it had been written at once (a fasthttp engine holds its
-// answers until it has read everything buffered anyway), and under load
-// each write carries every event that arrived during the last round
-// trip: the engine reads them in one read and, if it is a fasthttp or
-// similar server, answers them in one write. Writing as each event
-// arrived cost a write per event at any load, a fifth of the gateway's
-// CPU. One reader per connection parses the answers in order and hands
-// each to its Forward.
+// earliest. The engine answers in order, so an event held back while the
+// engine works on those before it is answered no later than if it had
+// been written at once (a fasthttp engine holds its answers until it has
+// read everything buffered anyway), and under load each write carries
+// every event that arrived during the last round trip: the engine reads
+// them in one read and, if it is a fasthttp or similar server, answers
+// them in one write. Writing as each event arrived cost a write per event
+// at any load, a fifth of the gateway's CPU. One reader per connection
+// parses the answers in order and hands each to its Forward.
 //
 // An event goes to the connection with the fewest in flight; another
 // connection is opened when every one already has Config.Pipeline in
@@ -261,8 +260,8 @@ func (p *pipeline) close() {
 func (pc *pconn) queued() int { return len(pc.queue) - pc.qhead }
 
 // send queues c's request and writes the buffer unless another Forward
-// is writing it or an answer is awaited (whose Forward will). An error
-// means nothing of the request was written.
+// is writing it or an answer is awaited, whose arrival has it written.
+// An error means nothing of the request was written.
 func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 	p := pc.p
 	pc.mu.Lock()
