@@ -213,9 +213,10 @@ var (
 	ErrClosed = errors.New("downstream sink is closed")
 	// ErrTimeout: the hand-over did not finish within Config.Timeout.
 	ErrTimeout = errors.New("flow engine timeout")
-	// ErrAborted: the event was written on a pipelined connection that
-	// then failed for an earlier event on it (Config.Pipeline). It may
-	// have reached the engine; it says nothing of the engine's health
+	// ErrAborted: the event was on a pipelined connection that failed for
+	// an earlier event on it (Config.Pipeline): written, so it may have
+	// reached the engine, or held back and out of attempts or time to be
+	// sent on another connection. It says nothing of the engine's health
 	// beyond that earlier failure, which is reported on its own.
 	ErrAborted = errors.New("flow engine connection aborted")
 	// ErrUnreachable: no connection to the engine could be had, or it

@@ -72,10 +72,10 @@ func BenchmarkFileWriteFsyncEach(b *testing.B) {
 	}
 }
 
-// BenchmarkHTTPForward measures a POST to a fasthttp engine on loopback
-// that answers 200 at once; client and engine share the CPUs.
-// BenchmarkHTTPForward: one event at a time against pipelined (16 in
-// flight per connection), the engine a fasthttp server in this process.
+// BenchmarkHTTPForward measures a POST to a fasthttp engine on loopback,
+// in this process, that answers 200 at once (client and engine share the
+// CPUs): one event at a time against pipelined, 16 in flight per
+// connection.
 func BenchmarkHTTPForward(b *testing.B) {
 	for _, c := range []struct{ callers, pipeline int }{{1, 1}, {16, 1}, {16, 16}} {
 		p := c.callers

@@ -229,11 +229,6 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 		return nil
 	case err == ErrClosed:
 		return err
-	case err == errNotWritten:
-		// Out of attempts or time for another connection: it failed
-		// only because an event before it on its connection did, which
-		// is counted once, as that event's error.
-		err = errAborted
 	}
 	h.failures.Add(1)
 	if err == nil {

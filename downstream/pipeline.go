@@ -39,11 +39,13 @@ import (
 //   - Nothing past a Forward's deadline: the reader's read deadline is the
 //     oldest event's deadline, and a write's the earliest of its batch.
 //     Answers come in order, so when the oldest event times out every
-//     event behind it on that connection fails too, and the connection
-//     is closed.
+//     event written behind it on that connection fails too (ErrAborted),
+//     and the connection is closed.
 //   - A request is re-sent only if none of its bytes was handed to the
-//     kernel: an event still in the buffer when its connection failed is
-//     retried like a failed dial, one that may have been written is not.
+//     kernel: an event still held back when its connection failed is sent
+//     on another connection if its deadline leaves time (like a failed
+//     dial, without the pause), and is aborted otherwise; one that may
+//     have been written is never re-sent.
 //   - The event is copied into the connection's buffer, so the caller's
 //     slices are not touched after Forward returns.
 type pipeline struct {
@@ -104,7 +106,10 @@ type pcall struct {
 const maxKeptBuffer = 1 << 20
 
 var (
-	errNotWritten   = &kindError{kind: ErrUnreachable, msg: "flow engine connection failed before the event was sent"}
+	// errNotWritten is re-sent while attempts and time allow; past that
+	// it is an abort like errAborted: the connection failed for an
+	// earlier event, whose own error tells what happened.
+	errNotWritten   = &kindError{kind: ErrAborted, msg: "flow engine connection failed before the event was sent"}
 	errAborted      = &kindError{kind: ErrAborted, msg: "flow engine connection failed after an earlier event on it"}
 	errUnsolicited  = &kindError{kind: ErrUnreachable, msg: "flow engine sent an answer nobody asked for"}
 	errIdleOrClosed = errors.New("idle connection closed")
