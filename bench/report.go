@@ -285,8 +285,11 @@ func (r *Report) Save(dir string) (jsonPath, svgPath string, err error) {
 // freeName returns date, or date followed by the first letter from b to z
 // for which neither a .json nor a .svg exists in dir.
 func freeName(dir, date string) (string, error) {
-	for _, suffix := range strings.Split(",b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q,r,s,t,u,v,w,x,y,z", ",") {
-		name := date + suffix
+	for c := 'a'; c <= 'z'; c++ {
+		name := date
+		if c > 'a' {
+			name += string(c)
+		}
 		_, errJSON := os.Stat(filepath.Join(dir, name+".json"))
 		_, errSVG := os.Stat(filepath.Join(dir, name+".svg"))
 		if errors.Is(errJSON, fs.ErrNotExist) && errors.Is(errSVG, fs.ErrNotExist) {

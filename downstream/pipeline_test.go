@@ -182,7 +182,9 @@ func TestPipelineHoldsBackWhileAwaiting(t *testing.T) {
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 64, MaxConns: 1, Timeout: 10 * time.Second})
 	first := make(chan error, 1)
 	go func() { first <- h.Forward([]byte("first"), nil, []byte(testEvent), time.Now()) }()
-	pc := waitConn(t, h, func(pc *pconn) bool { return pc.queued() == 1 && pc.unwritten == 0 && !pc.writing })
+	pc := waitConn(t, h, 5*time.Second, "the first event written and awaited", func(pc *pconn) bool {
+		return pc != nil && pc.queued() == 1 && pc.unwritten == 0 && !pc.writing
+	})
 	const n = 50
 	var wg sync.WaitGroup
 	var wrong atomic.Int64
@@ -196,7 +198,7 @@ func TestPipelineHoldsBackWhileAwaiting(t *testing.T) {
 			}
 		})
 	}
-	waitConn(t, h, func(x *pconn) bool { return x == pc && pc.queued() == n+1 })
+	waitConn(t, h, 5*time.Second, "every event queued", func(x *pconn) bool { return x == pc && pc.queued() == n+1 })
 	pc.mu.Lock()
 	held, buffered := pc.unwritten, len(pc.buf)
 	pc.mu.Unlock()
@@ -252,11 +254,12 @@ func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
 	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
 	first := make(chan error, 1)
 	go func() { first <- h.Forward([]byte("first"), nil, []byte(testEvent), time.Now()) }()
-	waitConn(t, h, func(pc *pconn) bool { return pc.queued() == 1 && pc.unwritten == 0 && !pc.writing })
-	big := []byte(`{"pad":"` + strings.Repeat("x", 64<<20) + `"}`) // more than the socket buffers hold
+	waitConn(t, h, 5*time.Second, "the first event written and awaited", func(pc *pconn) bool {
+		return pc != nil && pc.queued() == 1 && pc.unwritten == 0 && !pc.writing
+	})
 	bigErr := make(chan error, 1)
-	go func() { bigErr <- h.Forward([]byte("big"), nil, big, time.Now()) }()
-	waitConn(t, h, func(pc *pconn) bool { return pc.unwritten == 1 })
+	go func() { bigErr <- h.Forward([]byte("big"), nil, bigEvent(), time.Now()) }()
+	waitConn(t, h, 5*time.Second, "the big event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
 	answered := time.Now()
 	close(answer)
 	if err := <-first; err != nil {
@@ -270,23 +273,31 @@ func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
 	}
 }
 
-// waitConn waits up to five seconds for the pipeline's only connection to
-// satisfy ok, checked under its lock, and returns it.
-func waitConn(t *testing.T, h *HTTP, ok func(*pconn) bool) *pconn {
+// waitConn waits up to within for ok, called every few milliseconds with
+// the pipeline's only connection once it is dialed, under its lock, or
+// with nil while there is none, and returns that connection (nil if ok
+// accepted none); it fails the test, saying what it waited for, when ok
+// never returns true.
+func waitConn(t *testing.T, h *HTTP, within time.Duration, what string, ok func(*pconn) bool) *pconn {
 	t.Helper()
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
 		var pc *pconn
 		h.pipe.mu.Lock() // never held while taking a connection's lock
 		if len(h.pipe.conns) == 1 {
 			pc = h.pipe.conns[0]
 		}
 		h.pipe.mu.Unlock()
-		if pc == nil {
-			continue
+		if pc != nil {
+			select {
+			case <-pc.ready:
+			default:
+				pc = nil
+			}
 		}
-		select {
-		case <-pc.ready:
-		default:
+		if pc == nil {
+			if ok(nil) {
+				return nil
+			}
 			continue
 		}
 		pc.mu.Lock()
@@ -296,9 +307,13 @@ func waitConn(t *testing.T, h *HTTP, ok func(*pconn) bool) *pconn {
 			return pc
 		}
 	}
-	t.Fatal("the pipelined connection did not reach the state the test waits for")
+	t.Fatalf("waited %s in vain: %s", within, what)
 	return nil
 }
+
+// bigEvent is an event larger than the socket buffers on both ends hold,
+// so that writing it blocks while the engine does not read.
+func bigEvent() []byte { return []byte(`{"pad":"` + strings.Repeat("x", 64<<20) + `"}`) }
 
 // TestPipelineResendsOnlyUnwritten: an engine that accepts and never
 // reads makes the first event's write block; an event queued behind it
@@ -326,34 +341,24 @@ func TestPipelineResendsOnlyUnwritten(t *testing.T) {
 	const timeout = 4 * time.Second
 	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1,
 		Timeout: timeout, DialAttempts: 2, DialRetryDelay: time.Millisecond})
-	big := []byte(`{"pad":"` + strings.Repeat("x", 64<<20) + `"}`) // more than the socket buffers hold
 	bigErr := make(chan error, 1)
-	go func() { bigErr <- h.Forward([]byte("big"), nil, big, time.Now()) }()
+	go func() { bigErr <- h.Forward([]byte("big"), nil, bigEvent(), time.Now()) }()
 	first := <-accepted
 	defer first.Close()
 	// Wait until the big event has been handed to a write that blocks.
-	waitUntil := time.Now().Add(timeout / 2)
-	for blocked := false; !blocked; {
-		time.Sleep(5 * time.Millisecond)
+	var ended error
+	endedEarly := false
+	waitConn(t, h, timeout/2, "the big event's write seen blocked", func(pc *pconn) bool {
 		select {
-		case err := <-bigErr:
-			t.Fatalf("the big event ended before its write was seen blocked: %v", err)
+		case ended = <-bigErr:
+			endedEarly = true
+			return true
 		default:
 		}
-		if time.Now().After(waitUntil) {
-			t.Fatal("the big event's write was not seen blocked")
-		}
-		var pc *pconn
-		h.pipe.mu.Lock() // never held while taking a connection's lock
-		if len(h.pipe.conns) == 1 {
-			pc = h.pipe.conns[0]
-		}
-		h.pipe.mu.Unlock()
-		if pc != nil {
-			pc.mu.Lock()
-			blocked = pc.writing && pc.unwritten == 0 && pc.queued() == 1
-			pc.mu.Unlock()
-		}
+		return pc != nil && pc.writing && pc.unwritten == 0 && pc.queued() == 1
+	})
+	if endedEarly {
+		t.Fatalf("the big event ended before its write was seen blocked: %v", ended)
 	}
 	time.Sleep(20 * time.Millisecond)
 	smallErr := h.Forward([]byte("small"), nil, []byte(testEvent), time.Now())
