@@ -112,13 +112,16 @@ func fmtErrors(r *Result) string {
 	return strings.Join(parts, ", ")
 }
 
-// fmtOpen prints the open-loop run's p99 and how much of the schedule
-// slipped: "412µs @ 20.1k/s".
-func fmtOpen(r *Result) (p99, late string) {
+// fmtOpen prints an open-loop run's p99 (or p99text, when not empty)
+// with its rate, and how much of the schedule slipped: "412µs @ 20.1k/s".
+func fmtOpen(r *Result, p99text string) (p99, late string) {
 	if r == nil {
 		return "–", "–"
 	}
-	p99 = fmt.Sprintf("%s @ %s/s", fmtDur(r.Latency.P99), fmtRate(r.Rate))
+	if p99text == "" {
+		p99text = fmtDur(r.Latency.P99)
+	}
+	p99 = p99text + " @ " + fmtRate(r.Rate) + "/s"
 	due := r.Sent + r.Unsent
 	if due == 0 {
 		return p99, "–"
@@ -162,28 +165,28 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\n\n")
 	fsync := r.hasEventsPerFsync()
-	b.WriteString("| scenario | req/s | × bare | CPU/req · bare's (×) | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | late | codes | errors |")
+	b.WriteString("| scenario | req/s | × bare | CPU/req · bare's (×) | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | bare's p99 there | late | codes | errors |")
 	if fsync {
 		b.WriteString(" events/fsync · Redis per req |")
 	}
-	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	if fsync {
 		b.WriteString("--:|")
 	}
 	b.WriteString("\n")
-	row := func(name string, c, o *Result, ratio, cpu, codes, fsyncCell string) {
+	row := func(name string, c *Result, ratio, cpu, open, bareOpen, late, codes, fsyncCell string) {
 		p := c.Latency
-		op, late := fmtOpen(o)
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
 			name, fmtRate(c.RPS), ratio, cpu, fmtDur(p.P50), fmtDur(p.P90), fmtDur(p.P99), fmtDur(p.P999), fmtDur(p.Max),
-			op, late, codes, fmtErrors(c))
+			open, bareOpen, late, codes, fmtErrors(c))
 		if fsync {
 			fmt.Fprintf(&b, " %s |", fsyncCell)
 		}
 		b.WriteString("\n")
 	}
 	for _, bl := range r.Baselines {
-		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, bl.Open, "1", "", "HTTP "+fmtCounts(bl.Closed.Status), "")
+		open, late := fmtOpen(bl.Open, "")
+		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, "1", "", open, "", late, "HTTP "+fmtCounts(bl.Closed.Status), "")
 	}
 	for _, s := range r.Scenarios {
 		if s.Closed == nil {
@@ -214,13 +217,21 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				cpu += fmt.Sprintf(" + sink %s", fmtDur(s.SinkCPU))
 			}
 		}
-		row(s.Name, s.Closed, s.Open, s.ratioText(), cpu, codes, fs)
+		open, late, bareOpen := "–", "–", ""
+		if s.Open != nil {
+			open, late = fmtOpen(s.Open, s.openText())
+		}
+		if s.BareOpenP99 > 0 {
+			bareOpen = fmtDur(s.BareOpenP99)
+		}
+		row(s.Name, s.Closed, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
 	}
 	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer). " +
 		"× bare: req/s over the bare fasthttp server's with the same body size, measured right before the scenario under the same load (the bare rows are the suite's first measurement); " +
 		"with several rounds, bare and scenario runs alternate, the median ratio is shown with the rounds' range in brackets, and the scenario's other columns are from the median round. " +
 		"CPU/req: the gateway process's CPU time (user + system) per answered request in the closed-loop run, then the bare server's in the run beside it, and in brackets bare's over the gateway's (medians over the rounds); neighbours' load moves it far less than req/s. + sink: the flow-engine sink's CPU per event. " +
-		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; " +
+		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; with several rounds, one open-loop run per round, the median p99 shown with the rounds' range in brackets, and late from the median run. " +
+		"bare's p99 there: the bare server's open loop at the same rate and body size, run right before each of the scenario's (the median over the rounds), so a stall of the machine shows in both. " +
 		"late: requests sent more than 1ms after their intended time or not sent at all. codes: the answers' `code`. " +
 		"Redis per req: commands the gateway sent to Redis per answered request and the round trips they took (concurrent ones also share network writes); Client-Tokens' done marks are sent after the answers, in batches (marks/batch), each batch one round trip.\n")
 	if r.fileSinkMetricsMissing() {

@@ -94,8 +94,19 @@ type ScenarioResult struct {
 	// Closed is the closed-loop run: the throughput.
 	Closed *Result `json:"closed,omitempty"`
 	// Open is the open-loop run at half of Closed's throughput (or the
-	// suite's Rate): latency under a load the gateway can carry.
-	Open *Result `json:"open,omitempty"`
+	// suite's Rate): latency under a load the gateway can carry. With
+	// several rounds there is one open-loop run per round, and Open is
+	// the one whose p99 is the median; OpenP99s are every round's p99, in
+	// the order run.
+	Open     *Result         `json:"open,omitempty"`
+	OpenP99s []time.Duration `json:"open_p99s_ns,omitempty"`
+	// BareOpenP99 is the bare server's open-loop p99 at Open's rate and
+	// body size, run right before each of the scenario's open-loop runs
+	// (the median over the rounds): the machine's own tail at that load
+	// and at that moment, so a stall of the machine is told apart from
+	// one of the gateway. BareOpenP99s are every round's.
+	BareOpenP99  time.Duration   `json:"bare_open_p99_ns,omitempty"`
+	BareOpenP99s []time.Duration `json:"bare_open_p99s_ns,omitempty"`
 	// BareRPS is the bare server's closed-loop throughput with the same
 	// body size, measured right before Closed.
 	BareRPS float64 `json:"bare_rps_adjacent"`
@@ -429,7 +440,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		}
 	}
 	if rate := s.openRate(sr.Closed.RPS); rate >= 1 {
-		if sr.Open, err = s.load(rate).Run(ctx, t); err != nil {
+		if err := s.openRounds(ctx, &sr, rate, t, Target{Addr: bareAddr, Requests: bareReqs}); err != nil {
 			return fail(err)
 		}
 	}
@@ -444,10 +455,48 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		line += fmt.Sprintf(", CPU/req %s (bare %s, %.2f×)", fmtDur(sr.GatewayCPU), fmtDur(sr.BareCPU), sr.CPURatio)
 	}
 	if sr.Open != nil {
-		line += fmt.Sprintf(", p99 at %.0f req/s %s", sr.Open.Rate, fmtDur(sr.Open.Latency.P99))
+		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, sr.openText(), fmtDur(sr.BareOpenP99))
 	}
 	s.progress("%s", line)
 	return sr
+}
+
+// openRounds makes a scenario's open-loop runs at rate, one per round,
+// each right after the bare server's at the same rate, and keeps the
+// median p99 of each: a single run's p99 is at the mercy of one stall of
+// a shared machine.
+func (s *Suite) openRounds(ctx context.Context, sr *ScenarioResult, rate float64, t, bare Target) error {
+	var opens []*Result
+	for range max(s.Rounds, 1) {
+		b, err := s.load(rate).Run(ctx, bare)
+		if err != nil {
+			return fmt.Errorf("bare open loop beside the scenario: %w", err)
+		}
+		o, err := s.load(rate).Run(ctx, t)
+		if err != nil {
+			return err
+		}
+		sr.BareOpenP99s = append(sr.BareOpenP99s, b.Latency.P99)
+		sr.OpenP99s = append(sr.OpenP99s, o.Latency.P99)
+		opens = append(opens, o)
+	}
+	sr.BareOpenP99 = median(sr.BareOpenP99s)
+	slices.SortStableFunc(opens, func(a, b *Result) int { return cmp.Compare(a.Latency.P99, b.Latency.P99) })
+	sr.Open = opens[(len(opens)-1)/2]
+	if len(opens) == 1 {
+		sr.OpenP99s, sr.BareOpenP99s = nil, nil
+	}
+	return nil
+}
+
+// openText is the open-loop p99, followed by the range of the rounds'
+// when there were several: "812µs (604µs–4.50ms)".
+func (sr *ScenarioResult) openText() string {
+	t := fmtDur(sr.Open.Latency.P99)
+	if len(sr.OpenP99s) > 1 {
+		t += fmt.Sprintf(" (%s–%s)", fmtDur(slices.Min(sr.OpenP99s)), fmtDur(slices.Max(sr.OpenP99s)))
+	}
+	return t
 }
 
 func (s *Suite) machine() Machine {

@@ -113,6 +113,12 @@ func TestSuiteSmoke(t *testing.T) {
 		if s.Open == nil || s.Open.Sent == 0 || s.Open.Rate <= 0 {
 			t.Errorf("%s: no open-loop run: %+v", s.Name, s.Open)
 		}
+		// An open-loop run per round, each beside the bare server's at
+		// the same rate; the one reported has the median p99.
+		if len(s.OpenP99s) != 3 || len(s.BareOpenP99s) != 3 || s.Open != nil && s.Open.Latency.P99 != slices.Sorted(slices.Values(s.OpenP99s))[1] ||
+			s.BareOpenP99 != slices.Sorted(slices.Values(s.BareOpenP99s))[1] || s.BareOpenP99 <= 0 {
+			t.Errorf("%s: open p99s %v (reported %v), bare's %v (reported %v)", s.Name, s.OpenP99s, s.Open, s.BareOpenP99s, s.BareOpenP99)
+		}
 	}
 	// The sink also counts the warm-up's events.
 	if acc := rep.Scenarios[0]; acc.Forwarded < acc.Closed.Codes["0"] {
