@@ -188,14 +188,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		open, late := fmtOpen(bl.Open, "")
 		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, "1", "", open, "", late, "HTTP "+fmtCounts(bl.Closed.Status), "")
 	}
-	for _, s := range r.Scenarios {
+	scenarioRow := func(s *ScenarioResult, name, codes string) {
 		if s.Closed == nil {
-			fmt.Fprintf(&b, "| %s | failed: %s |\n", s.Name, strings.ReplaceAll(firstLine(s.Error), "|", "/"))
-			continue
-		}
-		codes := fmtCounts(s.Closed.Codes)
-		if len(s.Unexpected) > 0 {
-			codes += " (unexpected: " + strings.Join(s.Unexpected, ", ") + ")"
+			fmt.Fprintf(&b, "| %s | failed: %s |\n", name, strings.ReplaceAll(firstLine(s.Error), "|", "/"))
+			return
 		}
 		fs := ""
 		if s.EventsPerFsync > 0 {
@@ -224,19 +220,41 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if s.BareOpenP99 > 0 {
 			bareOpen = fmtDur(s.BareOpenP99)
 		}
-		row(s.Name, s.Closed, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
+		row(name, s.Closed, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
+	}
+	if rl := r.Relay; rl != nil {
+		codes := ""
+		if rl.Closed != nil {
+			codes = "HTTP " + fmtCounts(rl.Closed.Status)
+		}
+		scenarioRow(rl, "relay (1 KB, forward only)", codes)
+	}
+	for i := range r.Scenarios {
+		s := &r.Scenarios[i]
+		codes := ""
+		if s.Closed != nil {
+			codes = fmtCounts(s.Closed.Codes)
+		}
+		if len(s.Unexpected) > 0 {
+			codes += " (unexpected: " + strings.Join(s.Unexpected, ", ") + ")"
+		}
+		scenarioRow(s, s.Name, codes)
 	}
 	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer). " +
 		"× bare: req/s over the bare fasthttp server's with the same body size, measured right before the scenario under the same load (the bare rows are the suite's first measurement); " +
 		"with several rounds, bare and scenario runs alternate, the median ratio is shown with the rounds' range in brackets, and the scenario's other columns are from the median round. " +
 		"CPU/req: the gateway process's CPU time (user + system) per answered request in the closed-loop run, then the bare server's in the run beside it, and in brackets bare's over the gateway's (medians over the rounds); neighbours' load moves it far less than req/s. + sink: the flow-engine sink's CPU per event. " +
 		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; with several rounds, one open-loop run per round, the median p99 shown with the rounds' range in brackets, and late from the median run. " +
+		"relay: a fasthttp server that only forwards each request's body to the sink, one at a time per connection, and answers when the sink has; CPU/req is the relay's: the ceiling of the scenarios that forward over TCP. " +
 		"bare's p99 there: the bare server's open loop at the same rate and body size, run right before each of the scenario's (the median over the rounds), so a stall of the machine shows in both. " +
 		"late: requests sent more than 1ms after their intended time or not sent at all. codes: the answers' `code`. " +
 		"Redis per req: commands the gateway sent to Redis per answered request and the round trips they took (concurrent ones also share network writes); Client-Tokens' done marks are sent after the answers, in batches (marks/batch), each batch one round trip.\n")
 	if r.fileSinkMetricsMissing() {
 		b.WriteString("\nThe gateway exposes no file-sink counters (" + metricSinkEvents + ", " + metricSinkFsyncs +
 			"), so events per fsync is not reported.\n")
+	}
+	if r.Relay != nil && r.Relay.Error != "" && r.Relay.Closed != nil {
+		fmt.Fprintf(&b, "\nrelay: %s\n", firstLine(r.Relay.Error))
 	}
 	for _, s := range r.Scenarios {
 		if s.Error != "" && s.Closed != nil {

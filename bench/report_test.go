@@ -41,6 +41,9 @@ func fakeReport() *Report {
 				Open: fakeResult("open", 60000, 300*time.Microsecond, nil)},
 			{BodyBytes: 4 << 20, Closed: fakeResult("closed", 300, 200*time.Millisecond, map[string]uint64{"none": 1000})},
 		},
+		Relay: &ScenarioResult{Name: "relay", Sink: "http", BodyBytes: 1024, Ratio: 0.47, Ratios: []float64{0.47, 0.44, 0.49},
+			GatewayCPU: 9 * time.Microsecond, BareCPU: 7100 * time.Nanosecond, CPURatio: 0.79, SinkCPU: 6 * time.Microsecond,
+			Closed: fakeResult("closed", 56000, 1200*time.Microsecond, nil), Open: fakeResult("open", 28000, 500*time.Microsecond, nil)},
 		Scenarios: []ScenarioResult{
 			{Name: "accept_json", Sink: "http", BodyBytes: 1024, Ratio: 0.3,
 				GatewayCPU: 14200 * time.Nanosecond, BareCPU: 7100 * time.Nanosecond, CPURatio: 0.5, SinkCPU: 6 * time.Microsecond,
@@ -88,7 +91,7 @@ func TestSVGWellFormed(t *testing.T) {
 	}
 	var b bytes.Buffer
 	_ = fakeReport().WriteSVG(&b)
-	for _, want := range []string{"bare (1 KB)", "accept_json", "rate_&lt;limited&gt;&amp;", "requests per second", "latency (log scale)", "0.30×"} {
+	for _, want := range []string{"bare (1 KB)", "accept_json", "rate_&lt;limited&gt;&amp;", "requests per second", "latency (log scale)", "0.30×", "relay (forward only)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("SVG lacks %q", want)
 		}
@@ -105,7 +108,7 @@ func TestMarkdown(t *testing.T) {
 		"| scenario | req/s | × bare |", "events/fsync · Redis per req |",
 		"| bare (1 KB) | 120k | 1 |", "| accept_json | 36.0k | 0.30 |", "| 20.5 |",
 		"800005652 99.9%, 0 0.1% (unexpected: 800006003)", "| broken | failed: hookgate exited while starting: exit status 1 |",
-		"ms (604µs–4.50ms) @ 18.0k/s | 420µs | 1.2% |", "| bare's p99 there |", "| 0.55 (0.41–0.62) |", ", 3 rounds", "| 14.2µs · 7.10µs (0.50) + sink 6.00µs |",
+		"ms (604µs–4.50ms) @ 18.0k/s | 420µs | 1.2% |", "| bare's p99 there |", "| 0.55 (0.41–0.62) |", "| relay (1 KB, forward only) | 56.0k | 0.47 (0.44–0.49) | 9.00µs · 7.10µs (0.79) + sink 6.00µs |", ", 3 rounds", "| 14.2µs · 7.10µs (0.50) + sink 6.00µs |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

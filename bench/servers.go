@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,13 +25,33 @@ const (
 	// ServerBare answers 200 with an empty body to everything and does
 	// nothing else: the ceiling every scenario is compared with.
 	ServerBare
+	// ServerRelay POSTs each request's body to the flow-engine sink, one
+	// at a time per connection as the gateway's default transport does,
+	// and answers 200 once the sink has answered 2xx (502 otherwise). It
+	// checks nothing and builds no envelope: the ceiling of the scenarios
+	// that forward, on the same machine and in the same run.
+	ServerRelay
 )
 
 func (s Server) String() string {
-	if s == ServerBare {
+	switch s {
+	case ServerBare:
 		return "bare"
+	case ServerRelay:
+		return "relay"
 	}
 	return "sink"
+}
+
+// ParseServer returns the server a helper-mode name ("sink", "bare",
+// "relay") stands for.
+func ParseServer(name string) (Server, bool) {
+	for _, s := range []Server{ServerSink, ServerBare, ServerRelay} {
+		if s.String() == name {
+			return s, true
+		}
+	}
+	return 0, false
 }
 
 // maxServerBody lets the helper servers take the 4 MiB scenario's bodies
@@ -38,9 +59,13 @@ func (s Server) String() string {
 const maxServerBody = 64 << 20
 
 // Serve runs server s on listen (host:port; port 0 picks one) until ctx
-// ends. Once listening it writes "listening <addr>\n" to ready, which is
-// how the suite learns the address.
-func Serve(ctx context.Context, s Server, listen, socket string, ready io.Writer) error {
+// ends; a relay forwards to the sink at to (host:port). Once listening it
+// writes "listening <addr>\n" to ready, which is how the suite learns the
+// address.
+func Serve(ctx context.Context, s Server, listen, socket, to string, ready io.Writer) error {
+	if s == ServerRelay && to == "" {
+		return errors.New("a relay needs the sink's address (-to)")
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", listen, err)
@@ -72,6 +97,9 @@ func Serve(ctx context.Context, s Server, listen, socket string, ready io.Writer
 			ctx.SetStatusCode(fasthttp.StatusNotFound)
 		}
 	}
+	if s == ServerRelay {
+		handler = relay(to)
+	}
 	srv := &fasthttp.Server{
 		Handler:               handler,
 		Name:                  "hookbench-" + s.String(),
@@ -96,5 +124,34 @@ func Serve(ctx context.Context, s Server, listen, socket string, ready io.Writer
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		return srv.ShutdownWithContext(sctx)
+	}
+}
+
+// relay returns the relay's handler: each request's body is POSTed to the
+// sink at addr with the settings of the gateway's own client (no retries,
+// up to 512 connections) and the request is answered when the sink has.
+func relay(addr string) fasthttp.RequestHandler {
+	client := &fasthttp.HostClient{
+		Addr:                      addr,
+		MaxConns:                  512,
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		NoDefaultUserAgentHeader:  true,
+		MaxResponseBodySize:       1 << 20,
+	}
+	uri := "http://" + addr + "/events"
+	return func(ctx *fasthttp.RequestCtx) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer func() {
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+		}()
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.SetRequestURI(uri)
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(ctx.PostBody())
+		if err := client.DoTimeout(req, resp, 5*time.Second); err != nil || resp.StatusCode()/100 != 2 {
+			ctx.SetStatusCode(fasthttp.StatusBadGateway)
+		}
 	}
 }

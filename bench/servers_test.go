@@ -14,13 +14,14 @@ import (
 )
 
 // startServe runs Serve in the test and returns the address it printed;
-// socket is "" or a Unix socket it serves on as well.
-func startServe(t *testing.T, s Server, socket string) string {
+// socket is "" or a Unix socket it serves on as well, to the sink a relay
+// forwards to.
+func startServe(t *testing.T, s Server, socket, to string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, s, "127.0.0.1:0", socket, pw) }()
+	go func() { done <- Serve(ctx, s, "127.0.0.1:0", socket, to, pw) }()
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +50,7 @@ func startServe(t *testing.T, s Server, socket string) string {
 // counts both on /stats.
 func TestSinkCounts(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "sink.sock")
-	addr := startServe(t, ServerSink, sock)
+	addr := startServe(t, ServerSink, sock, "")
 	overSocket := &fasthttp.HostClient{Addr: "sink", Dial: func(string) (net.Conn, error) { return net.Dial("unix", sock) }}
 	big := make([]byte, 5<<20) // a 4 MiB body's event fits
 	for i := range 4 {
@@ -77,7 +78,7 @@ func TestSinkCounts(t *testing.T) {
 }
 
 func TestBareAnswersEverything(t *testing.T) {
-	addr := startServe(t, ServerBare, "")
+	addr := startServe(t, ServerBare, "", "")
 	body, _ := Body(4 << 20)
 	res, err := Load{Conns: 2, Duration: 200 * time.Millisecond}.Run(context.Background(),
 		Target{Addr: addr, Requests: []Request{{URI: []byte("/webhook/flow/x"), Body: body}}})
@@ -86,6 +87,42 @@ func TestBareAnswersEverything(t *testing.T) {
 	}
 	if res.Answers == 0 || res.Status["200"] != res.Answers || res.Codes["none"] != res.Answers || res.ErrorCount() != 0 {
 		t.Fatalf("bare: %+v", res)
+	}
+}
+
+// TestRelayForwards: every request the relay answers 200 reached the sink
+// first, and a relay whose sink is gone answers 502.
+func TestRelayForwards(t *testing.T) {
+	sink := startServe(t, ServerSink, "", "")
+	relay := startServe(t, ServerRelay, "", sink)
+	body, _ := Body(1024)
+	res, err := Load{Conns: 4, Duration: 200 * time.Millisecond}.Run(context.Background(),
+		Target{Addr: relay, Requests: []Request{{URI: []byte("/webhook/flow/x"), Body: body}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := sinkEvents(sink)
+	if res.Answers == 0 || res.Status["200"] != res.Answers || res.ErrorCount() != 0 || err != nil || n < res.Answers {
+		t.Fatalf("relay answered %+v; sink took %d (%v)", res, n, err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close()
+	orphan := startServe(t, ServerRelay, "", gone)
+	var req fasthttp.Request
+	var resp fasthttp.Response
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI("http://" + orphan + "/webhook/flow/x")
+	req.SetBody(body)
+	if err := fasthttp.DoTimeout(&req, &resp, 5*time.Second); err != nil || resp.StatusCode() != fasthttp.StatusBadGateway {
+		t.Fatalf("relay without a sink: %d, %v; want 502", resp.StatusCode(), err)
+	}
+	if err := Serve(context.Background(), ServerRelay, "127.0.0.1:0", "", "", io.Discard); err == nil {
+		t.Fatal("a relay without -to started")
 	}
 }
 

@@ -151,11 +151,15 @@ type ScenarioResult struct {
 
 // Report is a suite run.
 type Report struct {
-	Date      string           `json:"date"`
-	Started   time.Time        `json:"started"`
-	Machine   Machine          `json:"machine"`
-	Settings  Settings         `json:"settings"`
-	Baselines []Baseline       `json:"baselines"`
+	Date      string     `json:"date"`
+	Started   time.Time  `json:"started"`
+	Machine   Machine    `json:"machine"`
+	Settings  Settings   `json:"settings"`
+	Baselines []Baseline `json:"baselines"`
+	// Relay is the relay server's run (ServerRelay), made when a scenario
+	// forwards to the sink over TCP: the ceiling of those scenarios. Its
+	// GatewayCPU is the relay's.
+	Relay     *ScenarioResult  `json:"relay,omitempty"`
 	Scenarios []ScenarioResult `json:"scenarios"`
 }
 
@@ -224,6 +228,9 @@ func (s *Suite) Run(ctx context.Context) (*Report, error) {
 		defer sink.stop(10 * time.Second)
 		sinkAddr = addr
 		s.sinkPID = sink.cmd.Process.Pid
+	}
+	if slices.ContainsFunc(s.Scenarios, func(sc Scenario) bool { return sc.Sink == SinkHTTP }) {
+		rep.Relay = s.relay(ctx, sinkAddr, bareAddr)
 	}
 
 	for i := range s.Scenarios {
@@ -356,15 +363,93 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	if sc.Sink.engine() {
 		sinkBefore, _ = sinkEvents(sinkAddr)
 	}
+	pids := []int{gw.cmd.Process.Pid}
+	if sc.Sink.engine() {
+		pids = append(pids, s.sinkPID)
+	}
+	if err := s.measure(ctx, &sr, Target{Addr: listen, Requests: reqs}, bareAddr, pids); err != nil {
+		return fail(err)
+	}
+	if sc.Sink.engine() {
+		if n, err := sinkEvents(sinkAddr); err == nil {
+			sr.Forwarded = n - sinkBefore
+		}
+	}
+	if sc.Cluster {
+		after, _ := scrape(metricsURL, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
+		d := func(m string) float64 { return after[m] - before[m] }
+		if n := d(metricAnswered); n > 0 {
+			sr.CommandsPerRequest = d(metricRoundTrips) / n
+			sr.RoundTripsPerRequest = (d(metricRoundTrips) - d(metricDoneMarks) + d(metricMarkBatches)) / n
+		}
+		if b := d(metricMarkBatches); b > 0 {
+			sr.MarksPerBatch = d(metricDoneMarks) / b
+		}
+	}
+	if sc.Sink == SinkFile {
+		after, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs)
+		ev, okE := after[metricSinkEvents]
+		fs, okF := after[metricSinkFsyncs]
+		if okE && okF && fs > before[metricSinkFsyncs] {
+			sr.EventsPerFsync = (ev - before[metricSinkEvents]) / (fs - before[metricSinkFsyncs])
+		}
+	}
+	for code := range sr.Closed.Codes {
+		if !slices.ContainsFunc(sc.Expect, func(c int64) bool { return fmt.Sprint(c) == code }) {
+			sr.Unexpected = append(sr.Unexpected, code)
+		}
+	}
+	slices.Sort(sr.Unexpected)
+	line := fmt.Sprintf("%s: %.0f req/s (%s× bare), p99 %s", sc.Name, sr.Closed.RPS, sr.ratioText(), fmtDur(sr.Closed.Latency.P99))
+	if sr.GatewayCPU > 0 {
+		line += fmt.Sprintf(", CPU/req %s (bare %s, %.2f×)", fmtDur(sr.GatewayCPU), fmtDur(sr.BareCPU), sr.CPURatio)
+	}
+	if sr.Open != nil {
+		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, sr.openText(), fmtDur(sr.BareOpenP99))
+	}
+	s.progress("%s", line)
+	return sr
+}
+
+// relay measures the relay server in front of the sink as a scenario of
+// its own: what forwarding alone costs on this machine.
+func (s *Suite) relay(ctx context.Context, sinkAddr, bareAddr string) *ScenarioResult {
+	sr := &ScenarioResult{Name: "relay", About: "a fasthttp server that only forwards each request to the sink", Sink: SinkHTTP.String(), BodyBytes: 1 << 10}
+	relay, addr, err := startServer(s.Self, s.SelfEnv, ServerRelay, filepath.Join(s.Dir, "relay.log"), "-to", sinkAddr)
+	if err != nil {
+		sr.Error = err.Error()
+		return sr
+	}
+	defer relay.stop(10 * time.Second)
+	reqs, err := BareRequests(sr.BodyBytes)
+	if err == nil {
+		err = s.measure(ctx, sr, Target{Addr: addr, Requests: reqs}, bareAddr, []int{relay.cmd.Process.Pid, s.sinkPID})
+	}
+	if err != nil {
+		sr.Error = err.Error()
+		return sr
+	}
+	line := fmt.Sprintf("relay: %.0f req/s (%s× bare), CPU/req %s + sink %s", sr.Closed.RPS, sr.ratioText(), fmtDur(sr.GatewayCPU), fmtDur(sr.SinkCPU))
+	if sr.Open != nil {
+		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, sr.openText(), fmtDur(sr.BareOpenP99))
+	}
+	s.progress("%s", line)
+	return sr
+}
+
+// measure makes sr's closed-loop rounds against t, each right after the
+// bare server's with the same body size, and then its open-loop rounds.
+// pids are the processes whose CPU time is the scenario's: the server
+// under test first, then the flow-engine sink when it forwards there.
+func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareAddr string, pids []int) error {
 	// The bare server again, right before the scenario and with its body
 	// size: the machine's load drifts over a suite, and the ratio should
 	// compare runs that saw the same conditions. With several rounds the
 	// two alternate, and the round with the median ratio is reported.
 	bareReqs, err := BareRequests(sr.BodyBytes)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	t := Target{Addr: listen, Requests: reqs}
 	type round struct {
 		bare, closed *Result
 		ratio        float64
@@ -377,19 +462,15 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		bl.AtWindow = bm.Start
 		adjacent, err := bl.Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
 		if err != nil {
-			return fail(fmt.Errorf("bare run beside the scenario: %w", err))
+			return fmt.Errorf("bare run beside the scenario: %w", err)
 		}
 		bareUsed := bm.Stop()
-		pids := []int{gw.cmd.Process.Pid}
-		if sc.Sink.engine() {
-			pids = append(pids, s.sinkPID)
-		}
 		gm := newCPUMeter(pids...)
 		gl := s.load(0)
 		gl.AtWindow = gm.Start
 		closed, err := gl.Run(ctx, t)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if used := gm.Stop(); used != nil && bareUsed != nil {
 			bareCPU = append(bareCPU, perRequest(bareUsed[0], adjacent.Answers))
@@ -415,50 +496,10 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	slices.SortFunc(med, func(a, b round) int { return cmp.Compare(a.ratio, b.ratio) })
 	pick := med[(len(med)-1)/2]
 	sr.BareRPS, sr.Closed, sr.Ratio = pick.bare.RPS, pick.closed, pick.ratio
-	if sc.Sink.engine() {
-		if n, err := sinkEvents(sinkAddr); err == nil {
-			sr.Forwarded = n - sinkBefore
-		}
-	}
-	if sc.Cluster {
-		after, _ := scrape(metricsURL, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
-		d := func(m string) float64 { return after[m] - before[m] }
-		if n := d(metricAnswered); n > 0 {
-			sr.CommandsPerRequest = d(metricRoundTrips) / n
-			sr.RoundTripsPerRequest = (d(metricRoundTrips) - d(metricDoneMarks) + d(metricMarkBatches)) / n
-		}
-		if b := d(metricMarkBatches); b > 0 {
-			sr.MarksPerBatch = d(metricDoneMarks) / b
-		}
-	}
-	if sc.Sink == SinkFile {
-		after, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs)
-		ev, okE := after[metricSinkEvents]
-		fs, okF := after[metricSinkFsyncs]
-		if okE && okF && fs > before[metricSinkFsyncs] {
-			sr.EventsPerFsync = (ev - before[metricSinkEvents]) / (fs - before[metricSinkFsyncs])
-		}
-	}
 	if rate := s.openRate(sr.Closed.RPS); rate >= 1 {
-		if err := s.openRounds(ctx, &sr, rate, t, Target{Addr: bareAddr, Requests: bareReqs}); err != nil {
-			return fail(err)
-		}
+		return s.openRounds(ctx, sr, rate, t, Target{Addr: bareAddr, Requests: bareReqs})
 	}
-	for code := range sr.Closed.Codes {
-		if !slices.ContainsFunc(sc.Expect, func(c int64) bool { return fmt.Sprint(c) == code }) {
-			sr.Unexpected = append(sr.Unexpected, code)
-		}
-	}
-	slices.Sort(sr.Unexpected)
-	line := fmt.Sprintf("%s: %.0f req/s (%s× bare), p99 %s", sc.Name, sr.Closed.RPS, sr.ratioText(), fmtDur(sr.Closed.Latency.P99))
-	if sr.GatewayCPU > 0 {
-		line += fmt.Sprintf(", CPU/req %s (bare %s, %.2f×)", fmtDur(sr.GatewayCPU), fmtDur(sr.BareCPU), sr.CPURatio)
-	}
-	if sr.Open != nil {
-		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, sr.openText(), fmtDur(sr.BareOpenP99))
-	}
-	s.progress("%s", line)
-	return sr
+	return nil
 }
 
 // openRounds makes a scenario's open-loop runs at rate, one per round,

@@ -98,6 +98,9 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		rows = append(rows, svgRow{label: "bare (" + sizeName(bl.BodyBytes) + ")", color: colorBare,
 			closed: bl.Closed, open: bl.Open, ratio: 1})
 	}
+	if rl := r.Relay; rl != nil && rl.Closed != nil {
+		rows = append(rows, svgRow{label: "relay (forward only)", color: colorBare, closed: rl.Closed, open: rl.Open, ratio: rl.Ratio})
+	}
 	for _, s := range r.Scenarios {
 		if s.Closed == nil {
 			continue

@@ -33,16 +33,15 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	if len(args) > 0 && (args[0] == "sink" || args[0] == "bare") {
-		fs := flag.NewFlagSet(args[0], flag.ExitOnError)
-		listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0 picks one)")
-		socket := fs.String("socket", "", "a Unix socket to serve on as well")
-		_ = fs.Parse(args[1:])
-		server := bench.ServerSink
-		if args[0] == "bare" {
-			server = bench.ServerBare
+	if len(args) > 0 {
+		if server, ok := bench.ParseServer(args[0]); ok {
+			fs := flag.NewFlagSet(args[0], flag.ExitOnError)
+			listen := fs.String("listen", "127.0.0.1:0", "address to listen on (port 0 picks one)")
+			socket := fs.String("socket", "", "a Unix socket to serve on as well")
+			to := fs.String("to", "", "relay: the sink's address (host:port)")
+			_ = fs.Parse(args[1:])
+			return bench.Serve(ctx, server, *listen, *socket, *to, os.Stdout)
 		}
-		return bench.Serve(ctx, server, *listen, *socket, os.Stdout)
 	}
 
 	fs := flag.NewFlagSet("hookbench", flag.ExitOnError)

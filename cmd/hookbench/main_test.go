@@ -120,6 +120,14 @@ func TestSuiteSmoke(t *testing.T) {
 			t.Errorf("%s: open p99s %v (reported %v), bare's %v (reported %v)", s.Name, s.OpenP99s, s.Open, s.BareOpenP99s, s.BareOpenP99)
 		}
 	}
+	// The relay ran, beside the bare server, because accept_json forwards
+	// over TCP; every request it answered 200 had reached the sink.
+	if rl := rep.Relay; rl == nil || rl.Error != "" || rl.Closed == nil || rl.Closed.Answers == 0 ||
+		rl.Closed.Status["200"] != rl.Closed.Answers || len(rl.Ratios) != 3 || rl.Open == nil || len(rl.OpenP99s) != 3 {
+		t.Errorf("relay: %+v", rl)
+	} else if !strings.Contains(md, "| relay (1 KB, forward only) |") {
+		t.Errorf("markdown lacks the relay row:\n%s", md)
+	}
 	// The sink also counts the warm-up's events.
 	if acc := rep.Scenarios[0]; acc.Forwarded < acc.Closed.Codes["0"] {
 		t.Errorf("accept_json: sink took %d events, gateway answered %d × code 0", acc.Forwarded, acc.Closed.Codes["0"])
