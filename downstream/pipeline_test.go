@@ -250,16 +250,19 @@ func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
 		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 		<-time.After(10 * time.Second) // never reads again
 	}()
-	const timeout = 3 * time.Second
+	const timeout = 5 * time.Second
 	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
+	// Built before the first Forward: making 64 MiB under -race on a busy
+	// machine took long enough for the first event to time out first.
+	big := bigEvent()
 	first := make(chan error, 1)
 	go func() { first <- h.Forward([]byte("first"), nil, []byte(testEvent), time.Now()) }()
 	waitConn(t, h, 5*time.Second, "the first event written and awaited", func(pc *pconn) bool {
 		return pc != nil && pc.queued() == 1 && pc.unwritten == 0 && !pc.writing
 	})
 	bigErr := make(chan error, 1)
-	go func() { bigErr <- h.Forward([]byte("big"), nil, bigEvent(), time.Now()) }()
-	waitConn(t, h, 5*time.Second, "the big event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
+	go func() { bigErr <- h.Forward([]byte("big"), nil, big, time.Now()) }()
+	waitConn(t, h, timeout/2, "the big event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
 	answered := time.Now()
 	close(answer)
 	if err := <-first; err != nil {
