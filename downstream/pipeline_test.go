@@ -248,9 +248,11 @@ func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
 		_, _ = io.Copy(io.Discard, req.Body)
 		<-answer
 		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-		<-time.After(10 * time.Second) // never reads again
+		<-time.After(30 * time.Second) // never reads again
 	}()
-	const timeout = 5 * time.Second
+	// Long, so a busy CI machine under -race is not mistaken for the bug,
+	// which made the first Forward wait for the whole of it.
+	const timeout = 20 * time.Second
 	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
 	// Built before the first Forward: making 64 MiB under -race on a busy
 	// machine took long enough for the first event to time out first.
