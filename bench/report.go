@@ -112,16 +112,14 @@ func fmtErrors(r *Result) string {
 	return strings.Join(parts, ", ")
 }
 
-// fmtOpen prints an open-loop run's p99 (or p99text, when not empty)
-// with its rate, and how much of the schedule slipped: "412µs @ 20.1k/s".
-func fmtOpen(r *Result, p99text string) (p99, late string) {
+// fmtOpen prints an open-loop run's p99, with the range of the rounds'
+// p99s when there were several, at its rate, and how much of the schedule
+// slipped: "412µs @ 20.1k/s".
+func fmtOpen(r *Result, p99s []time.Duration) (p99, late string) {
 	if r == nil {
 		return "–", "–"
 	}
-	if p99text == "" {
-		p99text = fmtDur(r.Latency.P99)
-	}
-	p99 = p99text + " @ " + fmtRate(r.Rate) + "/s"
+	p99 = p99Range(r, p99s) + " @ " + fmtRate(r.Rate) + "/s"
 	due := r.Sent + r.Unsent
 	if due == 0 {
 		return p99, "–"
@@ -185,8 +183,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString("\n")
 	}
 	for _, bl := range r.Baselines {
-		open, late := fmtOpen(bl.Open, "")
-		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, "1", "", open, "", late, "HTTP "+fmtCounts(bl.Closed.Status), "")
+		open, late := fmtOpen(bl.Open, nil)
+		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, "1", "", open, "", late, httpCodes(bl.Closed), "")
 	}
 	scenarioRow := func(s *ScenarioResult, name, codes string) {
 		if s.Closed == nil {
@@ -213,21 +211,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				cpu += fmt.Sprintf(" + sink %s", fmtDur(s.SinkCPU))
 			}
 		}
-		open, late, bareOpen := "–", "–", ""
-		if s.Open != nil {
-			open, late = fmtOpen(s.Open, s.openText())
-		}
+		open, late := fmtOpen(s.Open, s.OpenP99s)
+		bareOpen := ""
 		if s.BareOpenP99 > 0 {
 			bareOpen = fmtDur(s.BareOpenP99)
 		}
 		row(name, s.Closed, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
 	}
 	if rl := r.Relay; rl != nil {
-		codes := ""
-		if rl.Closed != nil {
-			codes = "HTTP " + fmtCounts(rl.Closed.Status)
-		}
-		scenarioRow(rl, "relay (1 KB, forward only)", codes)
+		scenarioRow(rl, "relay (1 KB, forward only)", httpCodes(rl.Closed))
 	}
 	for i := range r.Scenarios {
 		s := &r.Scenarios[i]
@@ -263,6 +255,15 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// httpCodes is the codes cell of a server that answers no `code`: its
+// HTTP statuses.
+func httpCodes(r *Result) string {
+	if r == nil {
+		return ""
+	}
+	return "HTTP " + fmtCounts(r.Status)
 }
 
 func orDash(s string) string {

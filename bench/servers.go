@@ -128,17 +128,11 @@ func Serve(ctx context.Context, s Server, listen, socket, to string, ready io.Wr
 }
 
 // relay returns the relay's handler: each request's body is POSTed to the
-// sink at addr with the settings of the gateway's own client (no retries,
-// up to 512 connections) and the request is answered when the sink has.
+// sink at addr with fasthttp's own client as it comes (up to 512
+// connections, as the gateway's default; a POST is never retried) and
+// the request is answered when the sink has.
 func relay(addr string) fasthttp.RequestHandler {
-	client := &fasthttp.HostClient{
-		Addr:                      addr,
-		MaxConns:                  512,
-		MaxIdemponentCallAttempts: 1,
-		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		NoDefaultUserAgentHeader:  true,
-		MaxResponseBodySize:       1 << 20,
-	}
+	client := &fasthttp.HostClient{Addr: addr, NoDefaultUserAgentHeader: true}
 	uri := "http://" + addr + "/events"
 	return func(ctx *fasthttp.RequestCtx) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()

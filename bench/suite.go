@@ -400,14 +400,7 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		}
 	}
 	slices.Sort(sr.Unexpected)
-	line := fmt.Sprintf("%s: %.0f req/s (%s× bare), p99 %s", sc.Name, sr.Closed.RPS, sr.ratioText(), fmtDur(sr.Closed.Latency.P99))
-	if sr.GatewayCPU > 0 {
-		line += fmt.Sprintf(", CPU/req %s (bare %s, %.2f×)", fmtDur(sr.GatewayCPU), fmtDur(sr.BareCPU), sr.CPURatio)
-	}
-	if sr.Open != nil {
-		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, sr.openText(), fmtDur(sr.BareOpenP99))
-	}
-	s.progress("%s", line)
+	s.progress("%s", sr.summary())
 	return sr
 }
 
@@ -429,12 +422,23 @@ func (s *Suite) relay(ctx context.Context, sinkAddr, bareAddr string) *ScenarioR
 		sr.Error = err.Error()
 		return sr
 	}
-	line := fmt.Sprintf("relay: %.0f req/s (%s× bare), CPU/req %s + sink %s", sr.Closed.RPS, sr.ratioText(), fmtDur(sr.GatewayCPU), fmtDur(sr.SinkCPU))
-	if sr.Open != nil {
-		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, sr.openText(), fmtDur(sr.BareOpenP99))
-	}
-	s.progress("%s", line)
+	s.progress("%s", sr.summary())
 	return sr
+}
+
+// summary is the progress line of a measured scenario.
+func (sr *ScenarioResult) summary() string {
+	line := fmt.Sprintf("%s: %.0f req/s (%s× bare), p99 %s", sr.Name, sr.Closed.RPS, sr.ratioText(), fmtDur(sr.Closed.Latency.P99))
+	if sr.GatewayCPU > 0 {
+		line += fmt.Sprintf(", CPU/req %s (bare %s, %.2f×)", fmtDur(sr.GatewayCPU), fmtDur(sr.BareCPU), sr.CPURatio)
+	}
+	if sr.SinkCPU > 0 {
+		line += ", sink " + fmtDur(sr.SinkCPU)
+	}
+	if sr.Open != nil {
+		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, p99Range(sr.Open, sr.OpenP99s), fmtDur(sr.BareOpenP99))
+	}
+	return line
 }
 
 // measure makes sr's closed-loop rounds against t, each right after the
@@ -530,12 +534,12 @@ func (s *Suite) openRounds(ctx context.Context, sr *ScenarioResult, rate float64
 	return nil
 }
 
-// openText is the open-loop p99, followed by the range of the rounds'
-// when there were several: "812µs (604µs–4.50ms)".
-func (sr *ScenarioResult) openText() string {
-	t := fmtDur(sr.Open.Latency.P99)
-	if len(sr.OpenP99s) > 1 {
-		t += fmt.Sprintf(" (%s–%s)", fmtDur(slices.Min(sr.OpenP99s)), fmtDur(slices.Max(sr.OpenP99s)))
+// p99Range is r's p99, followed by the range of the rounds' p99s when
+// there were several: "812µs (604µs–4.50ms)".
+func p99Range(r *Result, p99s []time.Duration) string {
+	t := fmtDur(r.Latency.P99)
+	if len(p99s) > 1 {
+		t += fmt.Sprintf(" (%s–%s)", fmtDur(slices.Min(p99s)), fmtDur(slices.Max(p99s)))
 	}
 	return t
 }
