@@ -233,6 +233,10 @@ func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// The first event's timeout is long, so a busy machine under -race
+	// never times it out; the big one's deadline is bigWindow from its
+	// start, and the bug made the first Forward wait for it.
+	const timeout, bigWindow = 20 * time.Second, 8 * time.Second
 	answer := make(chan struct{})
 	go func() {
 		c, err := ln.Accept()
@@ -248,14 +252,11 @@ func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
 		_, _ = io.Copy(io.Discard, req.Body)
 		<-answer
 		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-		<-time.After(30 * time.Second) // never reads again
+		<-time.After(timeout) // never reads again
 	}()
-	// Long, so a busy CI machine under -race is not mistaken for the bug,
-	// which made the first Forward wait for the whole of it.
-	const timeout = 20 * time.Second
 	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
-	// Built before the first Forward: making 64 MiB under -race on a busy
-	// machine took long enough for the first event to time out first.
+	// Built before the first Forward: making and queueing 64 MiB under
+	// -race took up to seconds on a busy machine.
 	big := bigEvent()
 	first := make(chan error, 1)
 	go func() { first <- h.Forward([]byte("first"), nil, []byte(testEvent), time.Now()) }()
@@ -263,14 +264,16 @@ func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
 		return pc != nil && pc.queued() == 1 && pc.unwritten == 0 && !pc.writing
 	})
 	bigErr := make(chan error, 1)
-	go func() { bigErr <- h.Forward([]byte("big"), nil, big, time.Now()) }()
-	waitConn(t, h, timeout/2, "the big event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
+	go func() { bigErr <- h.Forward([]byte("big"), nil, big, time.Now().Add(bigWindow-timeout)) }()
+	waitConn(t, h, bigWindow/2, "the big event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
 	answered := time.Now()
 	close(answer)
 	if err := <-first; err != nil {
 		t.Fatalf("first event: %v", err)
 	}
-	if d := time.Since(answered); d > timeout/3 {
+	// With the bug it returned at the big event's deadline, at least
+	// bigWindow/2 after the answer.
+	if d := time.Since(answered); d > bigWindow/4 {
 		t.Fatalf("the answered Forward returned %s after its answer; want at once, not after the held-back write", d)
 	}
 	if err := <-bigErr; !errors.Is(err, ErrTimeout) {
