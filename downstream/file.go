@@ -62,8 +62,10 @@ type File struct {
 var _ Sink = (*File)(nil)
 
 // maxRetainedBuffer caps the batch buffers kept between batches, so a
-// burst does not pin its memory for the life of the process.
-const maxRetainedBuffer = 1 << 20
+// burst does not pin its memory for the life of the process. It holds a
+// batch of two events at the default 4 MiB body cap, so a run of the
+// largest bodies reuses the two buffers instead of allocating a batch each.
+const maxRetainedBuffer = 9 << 20
 
 var errNewline = &kindError{kind: ErrRejected, msg: "cannot append event to events file: it holds a raw newline, which would split its line"}
 

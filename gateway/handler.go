@@ -48,7 +48,9 @@ type Gateway struct {
 	// generation counts successful (re)loads of the configuration.
 	generation atomic.Uint64
 	// bigBodies counts requests whose buffers outgrew maxPooledBody.
-	bigBodies   atomic.Uint64
+	bigBodies atomic.Uint64
+	// big keeps the buffers of large bodies and events between requests.
+	big         bigBuffers
 	stopJanitor chan struct{}
 	// sampleFirst and sampleThereafter are the log sampling of cfg.Log.
 	sampleFirst, sampleThereafter int64
@@ -149,6 +151,9 @@ type reqState struct {
 	// claimed is the Client-Token held in flight by this request.
 	claimed    idempotency.Ticket
 	hasClaimed bool
+	// pooledBody and pooledEvent hold the state's own buffers while body
+	// or event is one borrowed from the gateway's bigBuffers.
+	pooledBody, pooledEvent []byte
 }
 
 func (st *reqState) reset() {
@@ -179,11 +184,6 @@ func (in *reqInput) Query(name string) []byte  { return in.ctx.QueryArgs().Peek(
 // searched as the body streams in rather than once it is whole: at 1 KiB
 // the Scanner cost more than Match (BenchmarkHandler, same run).
 const streamScanMin = 64 << 10
-
-// maxPooledBody keeps pooled states from pinning big body buffers: a
-// buffer grown past it for a large body is dropped when the request ends
-// (and the janitor hands the memory back once such bodies stop coming).
-const maxPooledBody = 1 << 20
 
 // Header names in fasthttp's canonical form (each word capitalized, the
 // rest in lower case), so that the request path can peek and set them
@@ -313,12 +313,15 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		g.account(ctx, st, &out)
 		st.reset()
 		if cap(st.body) > maxPooledBody {
-			st.body = nil
+			g.big.put(st.body)
+			st.body = st.pooledBody
 			g.bigBodies.Add(1)
 		}
 		if cap(st.event) > maxPooledBody {
-			st.event = nil
+			g.big.put(st.event)
+			st.event = st.pooledEvent
 		}
+		st.pooledBody, st.pooledEvent = nil, nil
 		g.states.Put(st)
 	}()
 	g.serve(ctx, st, &out)
@@ -470,6 +473,9 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	// 13. Hand over to the flow engine.
 	st.eventID = g.ids.next(st.eventID[:0], now.UnixMilli())
 	st.loop = appendLoopHeader(st.loop[:0], loopIn, r.loopSelf)
+	if need := len(st.body) + bigSlack; need > maxPooledBody {
+		g.borrowBig(&st.event, &st.pooledEvent, need, rs.maxBody)
+	}
 	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, st.body)
 	fwdStart := time.Now()
 	err := g.fwd.Forward(st.eventID, st.loop, st.event, fwdStart)
@@ -574,12 +580,17 @@ var strSchemeSep = []byte("://")
 func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) *Refusal {
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
+		if n := len(ctx.Request.Body()); n > maxPooledBody {
+			g.borrowBig(&st.body, &st.pooledBody, n, max)
+		}
 		st.body = append(st.body[:0], ctx.Request.Body()...)
 		st.feed(st.body)
 		return nil
 	}
 	if cl >= 0 {
-		if cap(st.body) < cl {
+		if cl > maxPooledBody {
+			g.borrowBig(&st.body, &st.pooledBody, cl, max)
+		} else if cap(st.body) < cl {
 			st.body = make([]byte, cl)
 		}
 		st.body = st.body[:cl]
@@ -608,7 +619,14 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 				st.body = b
 				return ErrTooLarge
 			}
-			b = append(b, 0)[:len(b)]
+			if cap(b) <= maxPooledBody && 2*cap(b) > maxPooledBody {
+				// Growing past the pooled size: go on in a big buffer.
+				st.body = b
+				g.borrowBig(&st.body, &st.pooledBody, max+1, max)
+				b = append(st.body[:0], b...)
+			} else {
+				b = append(b, 0)[:len(b)]
+			}
 		}
 		limit := min(cap(b), max+1)
 		n, err := stream.Read(b[len(b):limit])
@@ -628,6 +646,22 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 			return ErrInvalidJSON
 		}
 	}
+}
+
+// borrowBig makes *buf a buffer from the gateway's bigBuffers with room for
+// need bytes, setting the state's own aside in *keep, unless *buf already
+// has the room. maxBody sizes a new buffer so that it can serve any body,
+// or any event, later.
+func (g *Gateway) borrowBig(buf, keep *[]byte, need, maxBody int) {
+	if cap(*buf) >= need {
+		return
+	}
+	if cap(*buf) > maxPooledBody {
+		g.big.put(*buf)
+	} else {
+		*keep = (*buf)[:0]
+	}
+	*buf = g.big.get(need, maxBody+1+bigSlack)
 }
 
 // feed passes body bytes, as they are read, to the keyword scan and to
@@ -804,6 +838,7 @@ func (g *Gateway) janitor(every time.Duration) {
 				seen, busy = n, true
 			case busy:
 				busy = false
+				g.big.drain()
 				debug.FreeOSMemory()
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -86,6 +87,8 @@ type call struct {
 	body   bytes.Reader
 	remote net.TCPAddr
 	uri    []byte
+	// chunked sends the body without a declared length.
+	chunked bool
 }
 
 func newCall() *call {
@@ -105,7 +108,11 @@ func (c *call) do(g *Gateway, method, token string, body []byte, headers ...stri
 		c.ctx.Request.Header.Set(headers[i], headers[i+1])
 	}
 	c.body.Reset(body)
-	c.ctx.Request.SetBodyStream(&c.body, len(body))
+	size := len(body)
+	if c.chunked {
+		size = -1
+	}
+	c.ctx.Request.SetBodyStream(&c.body, size)
 	g.Handle(&c.ctx)
 }
 
@@ -243,6 +250,10 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	c := newCall()
 	bearer := "Bearer " + hCred
 	big := jsonOfSizeForTest(64<<10, "product")
+	// Over maxPooledBody: the body and the event are borrowed from the
+	// gateway's bigBuffers, and up to the 4 MiB cap.
+	huge := jsonOfSizeForTest(maxPooledBody+1, "product")
+	largest := jsonOfSizeForTest(4<<20, "product")
 	ghSig := signedHeaders(t, signature.Config{Scheme: "github", Secrets: []string{"It's a Secret to Everybody"}}, bodyProduct, c.ctx.Time(), "")
 	// Each standard-webhooks delivery id is the idempotency key: many ids,
 	// each signed, so the accept path is measured, not the duplicate one.
@@ -272,6 +283,13 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	}{
 		{"accept json", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer) }},
 		{"accept json 64 KiB", func() { c.do(g, "POST", hTokCred, big, "Authorization", bearer) }},
+		{"accept json 1 MiB + 1", func() { c.do(g, "POST", hTokCred, huge, "Authorization", bearer) }},
+		{"accept json 4 MiB", func() { c.do(g, "POST", hTokCred, largest, "Authorization", bearer) }},
+		{"accept json 4 MiB chunked", func() {
+			c.chunked = true
+			c.do(g, "POST", hTokCred, largest, "Authorization", bearer)
+			c.chunked = false
+		}},
 		{"accept text robot", func() { c.do(g, "POST", hTokText, bodyRobot, "Client-Token", "") }},
 		{"accept none", func() { c.do(g, "POST", hTokNone, bodyAlert) }},
 		{"accept with client-token", func() {
@@ -339,6 +357,109 @@ func jsonOfSizeForTest(n int, kw string) []byte {
 	head := `{"k":"` + kw + `","pad":"`
 	b := append([]byte(head), bytes.Repeat([]byte("x"), n-len(head)-2)...)
 	return append(b, `"}`...)
+}
+
+// TestBigBodies: bodies over maxPooledBody, declared or chunked, are read
+// and forwarded whole through buffers the gateway keeps for the next
+// such request, and the small bodies between them are too.
+func TestBigBodies(t *testing.T) {
+	g, _, _ := testGateway(t)
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	sink, err := downstream.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	g.fwd = sink
+	c := newCall()
+	bearer := "Bearer " + hCred
+	var sent [][]byte
+	for i, tc := range []struct {
+		name    string
+		size    int
+		chunked bool
+	}{
+		{"declared, 1 MiB + 1", maxPooledBody + 1, false},
+		{"small after a big one", 100, false},
+		{"chunked, 4 MiB", 4 << 20, true},
+		{"declared, 4 MiB", 4 << 20, false},
+		{"chunked, grows past the pooled size", maxPooledBody + 4096, true},
+		{"chunked, small", 100, true},
+		{"declared, 2 MiB", 2 << 20, false},
+	} {
+		body := jsonOfSizeForTest(tc.size, "product")
+		body[len(body)-3] = byte('a' + i) // a stale buffer would show
+		c.chunked = tc.chunked
+		c.do(g, "POST", hTokCred, body, "Authorization", bearer)
+		if status, code, data := c.answer(t); status != 200 || code != 0 || data["triggered"] != true {
+			t.Fatalf("%s: %d %d %v", tc.name, status, code, data)
+		}
+		sent = append(sent, body)
+	}
+	c.chunked = false
+	if n := g.big.len(); n == 0 {
+		t.Error("no big buffer was kept for the next large body")
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSuffix(data, []byte("\n")), []byte("\n"))
+	if len(lines) != len(sent) {
+		t.Fatalf("%d events forwarded, want %d", len(lines), len(sent))
+	}
+	for i, line := range lines {
+		var ev struct{ Params json.RawMessage }
+		if err := json.Unmarshal(line, &ev); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if !bytes.Equal(ev.Params, sent[i]) {
+			t.Errorf("event %d: params of %d bytes differ from the %d-byte body sent", i, len(ev.Params), len(sent[i]))
+		}
+	}
+}
+
+// TestBigBuffers: the kept buffers stay within their byte budget, one too
+// small for a need is replaced, and drain lets them all go.
+func TestBigBuffers(t *testing.T) {
+	var p bigBuffers
+	const size = 4 << 20
+	for i := 0; i < bigBufferBytes/size+3; i++ {
+		p.put(make([]byte, 0, size))
+	}
+	if got, want := p.len(), bigBufferBytes/size; got != want {
+		t.Errorf("kept %d buffers of 4 MiB, want %d (the budget)", got, want)
+	}
+	b := p.get(100, size)
+	if cap(b) != size || len(b) != 0 {
+		t.Errorf("get returned len %d cap %d, want a kept empty buffer of %d", len(b), cap(b), size)
+	}
+	p.put(b)
+	if b := p.get(size+1, size+2); cap(b) < size+1 {
+		t.Errorf("need %d: got cap %d", size+1, cap(b))
+	}
+	p.drain()
+	if p.len() != 0 || p.held != 0 {
+		t.Errorf("after drain: %d buffers, %d bytes held", p.len(), p.held)
+	}
+	if b := p.get(10, 20); cap(b) != 20 {
+		t.Errorf("empty pool: got cap %d, want a new buffer of 20", cap(b))
+	}
+}
+
+// TestJanitorDrainsBigBuffers: once large bodies stop coming, the kept
+// buffers are let go.
+func TestJanitorDrainsBigBuffers(t *testing.T) {
+	g, _, _ := testGateway(t)
+	g.big.put(make([]byte, 0, 2<<20))
+	g.bigBodies.Add(1)
+	go g.janitor(10 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); g.big.len() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the big buffers were still kept 5 s after the last large body")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestHandlerRecoversFromPanic: a panic answers 503 and releases the token.

@@ -13,6 +13,8 @@ func BenchmarkHandler(b *testing.B) {
 	miss := jsonOfSizeForTest(1024, "nothing")
 	hit := jsonOfSizeForTest(1024, "product")
 	bigMiss := jsonOfSizeForTest(1<<20, "nothing")
+	bigHit := jsonOfSizeForTest(1<<20, "product")
+	largestHit := jsonOfSizeForTest(4<<20, "product")
 	for _, p := range []struct {
 		name    string
 		token   string
@@ -22,6 +24,8 @@ func BenchmarkHandler(b *testing.B) {
 		{"keyword-miss-1KiB", hTokCred, miss, []string{"Authorization", bearer}},
 		{"keyword-miss-1MiB", hTokCred, bigMiss, []string{"Authorization", bearer}},
 		{"accept-1KiB", hTokCred, hit, []string{"Authorization", bearer}},
+		{"accept-1MiB", hTokCred, bigHit, []string{"Authorization", bearer}},
+		{"accept-4MiB", hTokCred, largestHit, []string{"Authorization", bearer}},
 		{"401", hTokCred, miss, []string{"Authorization", "Bearer nope"}},
 		{"508", hTokCred, miss, []string{"Authorization", bearer, "Hookgate-Loop", "a,b,cred"}},
 		{"404", "nope-0123456789abcdefghijk", miss, nil},

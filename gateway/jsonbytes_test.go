@@ -141,3 +141,37 @@ func TestHasStringSpecial(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendOneLinePieces: line breaks on either side of the boundaries
+// of the pieces appendOneLine copies in, and at the very ends, all become
+// spaces, and what dst held before is kept.
+func TestAppendOneLinePieces(t *testing.T) {
+	const piece = 8 << 10
+	body := bytes.Repeat([]byte{' '}, 3*piece+5)
+	body[0], body[len(body)-1] = '[', ']'
+	for _, i := range []int{1, piece - 1, piece, piece + 1, 2*piece - 1, 2 * piece, 3 * piece, len(body) - 2} {
+		body[i] = '\n'
+		body[i+1] = '\r'
+	}
+	want := append([]byte("x"), bytes.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, body)...)
+	for _, dst := range [][]byte{[]byte("x"), append(make([]byte, 0, 4*piece), 'x')} {
+		got := appendOneLine(dst, body)
+		if !bytes.Equal(got, want) {
+			t.Errorf("cap %d: the one-line form differs at %d", cap(dst), firstDiff(got, want))
+		}
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
