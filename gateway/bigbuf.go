@@ -21,14 +21,19 @@ const bigBufferBytes = 256 << 20
 // used to allocate one or two buffers of its size, and under load the GC
 // and the page faults of fresh memory took a fifth of the gateway's CPU
 // (body_1m in the bench suite). It keeps at most bigBufferBytes of them,
-// all of one size (max_body_bytes+1+bigSlack when they were made), and the
-// janitor empties it once large bodies stop coming. It is safe for
-// concurrent use; a sync.Pool is not used because the GC would empty it
-// in the middle of such a run, which is when it is needed.
+// all of one size (max_body_bytes+1+bigSlack when they were made). The
+// janitor trims the buffers that went unused for a whole interval, so a
+// burst's buffers are let go while a trickle of large bodies goes on, and
+// empties it once large bodies stop coming. It is safe for concurrent use;
+// a sync.Pool is not used because the GC would empty it in the middle of
+// such a run, which is when it is needed.
 type bigBuffers struct {
 	mu   sync.Mutex
 	free [][]byte
 	held int // capacity, in bytes, of the buffers in free
+	// idle is the fewest buffers free since the last trim: that many
+	// were not needed during the interval.
+	idle int
 }
 
 // get returns an empty buffer with room for at least need bytes: a kept
@@ -40,6 +45,7 @@ func (p *bigBuffers) get(need, size int) []byte {
 		p.free[n-1] = nil
 		p.free = p.free[:n-1]
 		p.held -= cap(b)
+		p.idle = min(p.idle, len(p.free))
 		if cap(b) >= need {
 			p.mu.Unlock()
 			return b[:0]
@@ -69,8 +75,26 @@ func (p *bigBuffers) drain() {
 	p.mu.Lock()
 	clear(p.free)
 	p.free = p.free[:0]
-	p.held = 0
+	p.held, p.idle = 0, 0
 	p.mu.Unlock()
+}
+
+// trim lets go of the buffers that stayed free since the last trim, the
+// longest kept first, and returns how many bytes they held.
+func (p *bigBuffers) trim() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := p.idle
+	freed := 0
+	for _, b := range p.free[:n] {
+		freed += cap(b)
+	}
+	k := copy(p.free, p.free[n:])
+	clear(p.free[k:])
+	p.free = p.free[:k]
+	p.held -= freed
+	p.idle = len(p.free)
+	return freed
 }
 
 // len reports how many buffers are kept.

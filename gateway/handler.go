@@ -818,10 +818,11 @@ func (g *Gateway) Reload(cfg *Config) error {
 // at start, one more per successful reload.
 func (g *Gateway) Generation() uint64 { return g.generation.Load() }
 
-// janitor returns the memory of big bodies to the operating system once a
-// burst of them is over: a flood of 4 MiB bodies leaves garbage that a
-// mostly allocation-free request path would not collect for minutes. It
-// runs only after an interval with big bodies followed by one without.
+// janitor returns the memory of big bodies to the operating system: after
+// each interval with big bodies it lets go of the kept buffers that went
+// unused all through it, and after an interval without any it lets go of
+// them all. A mostly allocation-free request path would otherwise leave
+// that garbage uncollected for minutes.
 func (g *Gateway) janitor(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -836,6 +837,9 @@ func (g *Gateway) janitor(every time.Duration) {
 			switch {
 			case n != seen:
 				seen, busy = n, true
+				if g.big.trim() > 0 {
+					debug.FreeOSMemory()
+				}
 			case busy:
 				busy = false
 				g.big.drain()

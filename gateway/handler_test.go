@@ -447,6 +447,57 @@ func TestBigBuffers(t *testing.T) {
 	}
 }
 
+// TestBigBuffersTrim: trim lets go of exactly the buffers that stayed
+// free since the last trim, the longest kept first.
+func TestBigBuffersTrim(t *testing.T) {
+	var p bigBuffers
+	const size = 2 << 20
+	for i := 0; i < 10; i++ {
+		p.put(make([]byte, 0, size))
+	}
+	if freed := p.trim(); freed != 0 {
+		t.Errorf("first trim freed %d bytes: buffers put back in its interval count as used", freed)
+	}
+	var out [][]byte
+	for i := 0; i < 3; i++ { // three in use at once: seven never were
+		out = append(out, p.get(size, size))
+	}
+	for _, b := range out {
+		p.put(b)
+	}
+	if freed := p.trim(); freed != 7*size {
+		t.Errorf("trim after three were used freed %d bytes, want %d", freed, 7*size)
+	}
+	if p.len() != 3 || p.held != 3*size {
+		t.Errorf("after trim: %d buffers, %d bytes held; want 3, %d", p.len(), p.held, 3*size)
+	}
+	if b := p.get(size, size); &b[:1][0] != &out[2][:1][0] {
+		t.Error("the most recently put buffer was not the one kept on top")
+	}
+	if freed := p.trim(); freed != 2*size {
+		t.Errorf("trim after one was used freed %d bytes, want %d", freed, 2*size)
+	}
+}
+
+// TestJanitorTrimsBigBuffers: while large bodies keep coming one at a
+// time, the buffers a burst left behind are let go.
+func TestJanitorTrimsBigBuffers(t *testing.T) {
+	g, _, _ := testGateway(t)
+	for i := 0; i < 8; i++ {
+		g.big.put(make([]byte, 0, 2<<20))
+	}
+	go g.janitor(20 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); g.big.len() > 1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d big buffers still kept after 5 s of one large body at a time", g.big.len())
+		}
+		b := g.big.get(1<<20, 2<<20) // one large body
+		g.bigBodies.Add(1)
+		time.Sleep(2 * time.Millisecond)
+		g.big.put(b)
+	}
+}
+
 // TestJanitorDrainsBigBuffers: once large bodies stop coming, the kept
 // buffers are let go.
 func TestJanitorDrainsBigBuffers(t *testing.T) {
