@@ -312,10 +312,12 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		}
 		g.account(ctx, st, &out)
 		st.reset()
+		if cap(st.body) > maxPooledBody || cap(st.event) > maxPooledBody {
+			g.bigBodies.Add(1) // the janitor's sign that big buffers are in use
+		}
 		if cap(st.body) > maxPooledBody {
 			g.big.put(st.body)
 			st.body = st.pooledBody
-			g.bigBodies.Add(1)
 		}
 		if cap(st.event) > maxPooledBody {
 			g.big.put(st.event)
@@ -474,7 +476,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	st.eventID = g.ids.next(st.eventID[:0], now.UnixMilli())
 	st.loop = appendLoopHeader(st.loop[:0], loopIn, r.loopSelf)
 	if need := len(st.body) + bigSlack; need > maxPooledBody {
-		g.borrowBig(&st.event, &st.pooledEvent, need, rs.maxBody)
+		g.reserve(&st.event, &st.pooledEvent, need, rs.maxBody)
 	}
 	st.event = g.appendEvent(st.event[:0], st, r, now, kw, clientToken, client, loopIn, st.body)
 	fwdStart := time.Now()
@@ -580,19 +582,13 @@ var strSchemeSep = []byte("://")
 func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) *Refusal {
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
-		if n := len(ctx.Request.Body()); n > maxPooledBody {
-			g.borrowBig(&st.body, &st.pooledBody, n, max)
-		}
+		g.reserve(&st.body, &st.pooledBody, len(ctx.Request.Body()), max)
 		st.body = append(st.body[:0], ctx.Request.Body()...)
 		st.feed(st.body)
 		return nil
 	}
 	if cl >= 0 {
-		if cl > maxPooledBody {
-			g.borrowBig(&st.body, &st.pooledBody, cl, max)
-		} else if cap(st.body) < cl {
-			st.body = make([]byte, cl)
-		}
+		g.reserve(&st.body, &st.pooledBody, cl, max)
 		st.body = st.body[:cl]
 		for off := 0; off < cl; {
 			n, err := stream.Read(st.body[off:])
@@ -619,14 +615,9 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 				st.body = b
 				return ErrTooLarge
 			}
-			if cap(b) <= maxPooledBody && 2*cap(b) > maxPooledBody {
-				// Growing past the pooled size: go on in a big buffer.
-				st.body = b
-				g.borrowBig(&st.body, &st.pooledBody, max+1, max)
-				b = append(st.body[:0], b...)
-			} else {
-				b = append(b, 0)[:len(b)]
-			}
+			st.body = b
+			g.reserve(&st.body, &st.pooledBody, len(b)+1, max)
+			b = st.body
 		}
 		limit := min(cap(b), max+1)
 		n, err := stream.Read(b[len(b):limit])
@@ -648,21 +639,38 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 	}
 }
 
-// borrowBig makes *buf a buffer from the gateway's bigBuffers with room for
-// need bytes, setting the state's own aside in *keep, unless *buf already
-// has the room. maxBody sizes a new buffer so that it can serve any body,
-// or any event, later.
-func (g *Gateway) borrowBig(buf, keep *[]byte, need, maxBody int) {
-	if cap(*buf) >= need {
-		return
+// reserve makes room in *buf for need bytes in all, keeping what it
+// holds. Up to maxPooledBody the state's own buffer grows, at least
+// doubling; past it a buffer is borrowed from the gateway's bigBuffers and
+// the state's own set aside in *keep until the request ends. So a buffer
+// is over maxPooledBody exactly when it is borrowed. maxBody sizes a new
+// big buffer so that it can serve any body, or any event, later.
+func (g *Gateway) reserve(buf, keep *[]byte, need, maxBody int) {
+	if cap(*buf) < need { // inlined: most requests stop here
+		g.grow(buf, keep, need, maxBody)
 	}
-	if cap(*buf) > maxPooledBody {
-		g.big.put(*buf)
-	} else {
-		*keep = (*buf)[:0]
-	}
-	*buf = g.big.get(need, maxBody+1+bigSlack)
 }
+
+func (g *Gateway) grow(buf, keep *[]byte, need, maxBody int) {
+	old := *buf
+	var nb []byte
+	if need <= maxPooledBody {
+		nb = make([]byte, len(old), min(max(need, 2*cap(old), minBodyBuffer), maxPooledBody))
+	} else {
+		nb = g.big.get(need, maxBody+1+bigSlack)[:len(old)]
+	}
+	copy(nb, old)
+	switch {
+	case cap(old) > maxPooledBody:
+		g.big.put(old) // only once copied: another request may take it
+	case cap(nb) > maxPooledBody:
+		*keep = old[:0]
+	}
+	*buf = nb
+}
+
+// minBodyBuffer is the least a chunked body's buffer grows to.
+const minBodyBuffer = 4 << 10
 
 // feed passes body bytes, as they are read, to the keyword scan and to
 // the signature check when one is running.

@@ -374,6 +374,7 @@ func TestBigBodies(t *testing.T) {
 	c := newCall()
 	bearer := "Bearer " + hCred
 	var sent [][]byte
+	var bigRequests uint64
 	for i, tc := range []struct {
 		name    string
 		size    int
@@ -386,6 +387,7 @@ func TestBigBodies(t *testing.T) {
 		{"chunked, grows past the pooled size", maxPooledBody + 4096, true},
 		{"chunked, small", 100, true},
 		{"declared, 2 MiB", 2 << 20, false},
+		{"declared, under the pooled size, its event over", maxPooledBody - 1000, false},
 	} {
 		body := jsonOfSizeForTest(tc.size, "product")
 		body[len(body)-3] = byte('a' + i) // a stale buffer would show
@@ -395,10 +397,17 @@ func TestBigBodies(t *testing.T) {
 			t.Fatalf("%s: %d %d %v", tc.name, status, code, data)
 		}
 		sent = append(sent, body)
+		if tc.size+bigSlack > maxPooledBody {
+			bigRequests++
+		}
 	}
 	c.chunked = false
 	if n := g.big.len(); n == 0 {
 		t.Error("no big buffer was kept for the next large body")
+	}
+	// The janitor learns from this count that big buffers are in use.
+	if got := g.bigBodies.Load(); got != bigRequests {
+		t.Errorf("%d requests counted as using big buffers, want %d", got, bigRequests)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
