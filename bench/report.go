@@ -219,7 +219,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		row(name, s.Closed, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
 	}
 	if rl := r.Relay; rl != nil {
-		scenarioRow(rl, "relay (1 KB, forward only)", httpCodes(rl.Closed))
+		scenarioRow(rl, "relay ("+sizeName(rl.BodyBytes)+", forward only)", httpCodes(rl.Closed))
 	}
 	for i := range r.Scenarios {
 		s := &r.Scenarios[i]

@@ -651,6 +651,7 @@ func (g *Gateway) reserve(buf, keep *[]byte, need, maxBody int) {
 	}
 }
 
+// grow is reserve's work when *buf lacks the room.
 func (g *Gateway) grow(buf, keep *[]byte, need, maxBody int) {
 	old := *buf
 	var nb []byte
