@@ -43,6 +43,9 @@ const (
 	DefaultMaxResponseBodySize = 4 << 10
 	DefaultDialAttempts        = 2
 	DefaultDialRetryDelay      = 50 * time.Millisecond
+	// DefaultMaxEventBytes is a 4 MiB body, the gateway's default cap, and
+	// room for the envelope around it.
+	DefaultMaxEventBytes = 4<<20 + 64<<10
 )
 
 // Config is the downstream section of the configuration file. Zero fields
@@ -102,6 +105,13 @@ type Config struct {
 	// up the events behind it on its connection. See pipeline.
 	Pipeline int
 
+	// MaxEventBytes is the size of the largest event the gateway hands
+	// over, set from the body cap rather than from a key of its own. The
+	// file sink keeps its batch buffers between batches while they hold no
+	// more than two such events (see maxRetained). 0 or less means
+	// DefaultMaxEventBytes.
+	MaxEventBytes int
+
 	// DialRetryDelay is the pause before another connection attempt, so a
 	// retry does not hit an engine that refused a microsecond ago.
 	// Default 50ms.
@@ -123,7 +133,7 @@ func Open(cfg Config) (Sink, error) {
 		if err != nil {
 			return nil, err
 		}
-		return OpenFile(path)
+		return OpenFile(path, cfg.MaxEventBytes)
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil {

@@ -52,6 +52,8 @@ type File struct {
 	errSeq  uint64       // the batch that failed, guarded by mu
 	closed  bool         // guarded by mu
 
+	maxRetained int // the largest batch buffer kept for the next batch
+
 	flusherDone chan struct{}
 
 	events atomic.Uint64
@@ -61,18 +63,31 @@ type File struct {
 
 var _ Sink = (*File)(nil)
 
-// maxRetainedBuffer caps the batch buffers kept between batches, so a
-// burst does not pin its memory for the life of the process. It holds a
-// batch of two events at the default 4 MiB body cap, so a run of the
-// largest bodies reuses the two buffers instead of allocating a batch each.
-const maxRetainedBuffer = 9 << 20
+// maxRetained is the largest batch buffer the sink keeps between batches,
+// for events of up to maxEvent bytes: one that holds two of the largest
+// events, and 1 MiB of smaller ones beside them, so a run of the largest
+// bodies reuses the sink's two buffers instead of allocating a batch
+// each. It never exceeds maxRetainedCeiling, so a gateway with a huge body
+// cap does not pin gigabytes after one burst; its largest batches are
+// allocated each time instead.
+func maxRetained(maxEvent int) int {
+	return min(2*(maxEvent+1)+1<<20, maxRetainedCeiling)
+}
+
+// maxRetainedCeiling bounds each of the two kept batch buffers.
+const maxRetainedCeiling = 64 << 20
 
 var errNewline = &kindError{kind: ErrRejected, msg: "cannot append event to events file: it holds a raw newline, which would split its line"}
 
 // OpenFile opens (creating it and its parent directories) the events file
 // at path, relative to the working directory, for appending with mode 0640,
-// and starts its flusher.
-func OpenFile(path string) (*File, error) {
+// and starts its flusher. maxEvent is the size of the largest event the
+// sink will be given (Config.MaxEventBytes); it sizes the buffers kept
+// between batches, and 0 or less means DefaultMaxEventBytes.
+func OpenFile(path string, maxEvent int) (*File, error) {
+	if maxEvent <= 0 {
+		maxEvent = DefaultMaxEventBytes
+	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("downstream.url: cannot create directory %q: %w", dir, err)
@@ -100,6 +115,7 @@ func OpenFile(path string) (*File, error) {
 		fd:          fh.Fd(),
 		path:        path,
 		filling:     1,
+		maxRetained: maxRetained(maxEvent),
 		flusherDone: make(chan struct{}),
 	}
 	f.work.L = &f.mu
@@ -209,7 +225,7 @@ func (f *File) flusher() {
 
 		f.mu.Lock()
 		f.spare = buf[:0]
-		if cap(buf) > maxRetainedBuffer {
+		if cap(buf) > f.maxRetained {
 			f.spare = nil
 		}
 		if err != nil && f.err == nil {

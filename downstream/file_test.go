@@ -14,7 +14,7 @@ import (
 
 func openFile(t testing.TB, path string) *File {
 	t.Helper()
-	f, err := OpenFile(path)
+	f, err := OpenFile(path, 0)
 	if err != nil {
 		t.Fatalf("OpenFile: %s", err)
 	}
@@ -237,5 +237,50 @@ func TestFileRefusesNewline(t *testing.T) {
 	}
 	if lines := readLines(t, path); len(lines) != 1 || lines[0] != `{"a":1}` {
 		t.Fatalf("file holds %q", lines)
+	}
+}
+
+func TestFileKeepsBuffersForTwoLargestEvents(t *testing.T) {
+	if got, want := maxRetained(DefaultMaxEventBytes), 2*(4<<20+64<<10+1)+1<<20; got != want {
+		t.Fatalf("maxRetained(default) = %d; want %d, two events of a 4 MiB body and 1 MiB more", got, want)
+	}
+	if got := maxRetained(1 << 30); got != maxRetainedCeiling {
+		t.Fatalf("maxRetained(1 GiB) = %d; want the ceiling %d", got, maxRetainedCeiling)
+	}
+	tests := []struct {
+		name     string
+		maxEvent int // passed to Open; 0 is the default
+		event    int // size of the one event of a batch
+		kept     bool
+	}{
+		{"default cap, largest event", 0, DefaultMaxEventBytes, true},
+		{"default cap, past two events", 0, maxRetained(DefaultMaxEventBytes) + 1, false},
+		{"larger cap keeps its events", 16 << 20, 16 << 20, true},
+		{"smaller cap lets go sooner", 64 << 10, 2 << 20, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Open(Config{URL: "file:" + filepath.Join(t.TempDir(), "events.jsonl"), MaxEventBytes: tc.maxEvent})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := s.(*File)
+			defer f.Close()
+			event := bytes.Repeat([]byte{'1'}, tc.event)
+			// Twice: the second batch is written from a new buffer, and
+			// the first one's, kept or not, is what it filled up.
+			for range 2 {
+				if err := f.Forward(nil, nil, event, time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The flusher sets spare before it wakes the batch's waiters.
+			f.mu.Lock()
+			kept := cap(f.spare) >= tc.event
+			f.mu.Unlock()
+			if kept != tc.kept {
+				t.Fatalf("batch buffer of a %d-byte event kept: %v; want %v (maxRetained %d)", tc.event, kept, tc.kept, f.maxRetained)
+			}
+		})
 	}
 }

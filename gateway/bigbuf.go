@@ -13,6 +13,11 @@ const maxPooledBody = 1 << 20
 // most the header's size.
 const bigSlack = 64 << 10
 
+// bigBufferSize is the size of a big buffer for a body cap of maxBody: it
+// holds the largest body, with one byte to tell it from a longer one, or
+// the event built around it.
+func bigBufferSize(maxBody int) int { return maxBody + 1 + bigSlack }
+
 // bigBufferBytes bounds the capacity bigBuffers keeps between requests.
 const bigBufferBytes = 256 << 20
 
@@ -21,7 +26,7 @@ const bigBufferBytes = 256 << 20
 // used to allocate one or two buffers of its size, and under load the GC
 // and the page faults of fresh memory took a fifth of the gateway's CPU
 // (body_1m in the bench suite). It keeps at most bigBufferBytes of them,
-// all of one size (max_body_bytes+1+bigSlack when they were made). The
+// all of one size (bigBufferSize when they were made). The
 // janitor trims the buffers that went unused for a whole interval, so a
 // burst's buffers are let go while a trickle of large bodies goes on, and
 // empties it once large bodies stop coming. It is safe for concurrent use;

@@ -288,6 +288,11 @@ func yamlProblem(err error) string {
 	return err.Error()
 }
 
+// MaxEventBytes is the size of the largest event the gateway hands over
+// for a body at the cap, envelope included — what a sink should be ready
+// to keep a buffer for.
+func (c *Config) MaxEventBytes() int { return bigBufferSize(int(c.MaxBodyBytes)) }
+
 func (c *Config) setDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen

@@ -658,7 +658,7 @@ func (g *Gateway) grow(buf, keep *[]byte, need, maxBody int) {
 	if need <= maxPooledBody {
 		nb = make([]byte, len(old), min(max(need, 2*cap(old), minBodyBuffer), maxPooledBody))
 	} else {
-		nb = g.big.get(need, maxBody+1+bigSlack)[:len(old)]
+		nb = g.big.get(need, bigBufferSize(maxBody))[:len(old)]
 	}
 	copy(nb, old)
 	switch {

@@ -63,7 +63,7 @@ func testGateway(t testing.TB) (*Gateway, *downstream.File, *bytes.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := downstream.OpenFile(filepath.Join(t.TempDir(), "events.jsonl"))
+	sink, err := downstream.OpenFile(filepath.Join(t.TempDir(), "events.jsonl"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,7 +365,7 @@ func jsonOfSizeForTest(n int, kw string) []byte {
 func TestBigBodies(t *testing.T) {
 	g, _, _ := testGateway(t)
 	path := filepath.Join(t.TempDir(), "events.jsonl")
-	sink, err := downstream.OpenFile(path)
+	sink, err := downstream.OpenFile(path, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,10 +417,15 @@ func TestBigBodies(t *testing.T) {
 	if len(lines) != len(sent) {
 		t.Fatalf("%d events forwarded, want %d", len(lines), len(sent))
 	}
+	// The sinks size what they keep by it (the file sink's batch buffers).
+	maxEvent := (&Config{MaxBodyBytes: DefaultMaxBodyBytes}).MaxEventBytes()
 	for i, line := range lines {
 		var ev struct{ Params json.RawMessage }
 		if err := json.Unmarshal(line, &ev); err != nil {
 			t.Fatalf("event %d: %v", i, err)
+		}
+		if len(line) > maxEvent {
+			t.Errorf("event %d: %d bytes, over MaxEventBytes %d", i, len(line), maxEvent)
 		}
 		if !bytes.Equal(ev.Params, sent[i]) {
 			t.Errorf("event %d: params of %d bytes differ from the %d-byte body sent", i, len(ev.Params), len(sent[i]))
@@ -531,7 +536,7 @@ func TestHandlerRecoversFromPanic(t *testing.T) {
 	if status, code, _ := c.answer(t); status != 503 || code != 800005660 {
 		t.Fatalf("got %d %d", status, code)
 	}
-	sink, err := downstream.OpenFile(filepath.Join(t.TempDir(), "e.jsonl"))
+	sink, err := downstream.OpenFile(filepath.Join(t.TempDir(), "e.jsonl"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

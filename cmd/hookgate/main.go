@@ -177,6 +177,8 @@ func serve(args []string) error {
 		Timeout:  time.Duration(cfg.Downstream.Timeout),
 		MaxConns: cfg.Downstream.MaxConns,
 		Pipeline: cfg.Downstream.Pipeline,
+		// The body cap is fixed until restart, like the sink.
+		MaxEventBytes: cfg.MaxEventBytes(),
 	})
 	if err != nil {
 		return err
