@@ -27,42 +27,61 @@ func peerAddr(ip net.IP) netip.Addr {
 // clientAddr returns the caller's address: the TCP peer, unless the peer is
 // a trusted proxy, in which case X-Forwarded-For is read from the right and
 // the first address that is not a trusted proxy is the client (the ones to
-// its left could be forged by the client). Without X-Forwarded-For,
-// X-Real-IP is used. An unparsable entry stops the walk at the last
-// trusted hop, so a forged value can't choose the address.
-func clientAddr(peer netip.Addr, trusted prefixes, xff, realIP []byte) netip.Addr {
+// its left could be forged by the client). xff holds the header's lines in
+// the order they came: a proxy that adds a line of its own instead of
+// extending the last one (HAProxy's option forwardfor) puts the client it
+// saw in the last line, and the lines form one list (RFC 9110 §5.3), so
+// they are read from the last one back. Without X-Forwarded-For, X-Real-IP
+// is used. An unparsable entry stops the walk at the last trusted hop, so
+// a forged value can't choose the address.
+func clientAddr(peer netip.Addr, trusted prefixes, xff [][]byte, realIP []byte) netip.Addr {
 	if !peer.IsValid() || len(trusted) == 0 || !trusted.contains(peer) {
 		return peer
 	}
 	if len(xff) > 0 {
 		hop := peer
-		for len(xff) > 0 {
-			var part []byte
-			if i := bytes.LastIndexByte(xff, ','); i >= 0 {
-				part, xff = xff[i+1:], xff[:i]
-			} else {
-				part, xff = xff, nil
+		for l := len(xff) - 1; l >= 0; l-- {
+			line := xff[l]
+			for len(line) > 0 {
+				var part []byte
+				if i := bytes.LastIndexByte(line, ','); i >= 0 {
+					part, line = line[i+1:], line[:i]
+				} else {
+					part, line = line, nil
+				}
+				part = bytes.TrimSpace(part)
+				if len(part) == 0 {
+					continue
+				}
+				a, ok := headerAddr(part)
+				if !ok {
+					return hop
+				}
+				if !trusted.contains(a) {
+					return a
+				}
+				hop = a
 			}
-			part = bytes.TrimSpace(part)
-			if len(part) == 0 {
-				continue
-			}
-			a, err := netip.ParseAddr(b2s(part))
-			if err != nil {
-				return hop
-			}
-			a = a.Unmap()
-			if !trusted.contains(a) {
-				return a
-			}
-			hop = a
 		}
 		return hop
 	}
 	if len(realIP) > 0 {
-		if a, err := netip.ParseAddr(b2s(bytes.TrimSpace(realIP))); err == nil {
-			return a.Unmap()
+		if a, ok := headerAddr(bytes.TrimSpace(realIP)); ok {
+			return a
 		}
 	}
 	return peer
+}
+
+// headerAddr parses an address a header names. An IPv6 zone ("fe80::1%eth0")
+// is refused: it names an interface of the sender's machine, means nothing
+// here, and may hold any byte but the ones that end it, which the event's
+// source_ip must never carry. So every address returned prints as digits,
+// hex letters, '.' and ':' only.
+func headerAddr(b []byte) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(b2s(b))
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }

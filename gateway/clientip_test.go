@@ -1,9 +1,20 @@
 package gateway
 
 import (
+	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 )
+
+// lines splits a test's header value at '\n' into the lines a request
+// would carry; "" is no line.
+func lines(s string) [][]byte {
+	if s == "" {
+		return nil
+	}
+	return bytes.Split([]byte(s), []byte("\n"))
+}
 
 func TestClientAddr(t *testing.T) {
 	trusted := prefixes{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
@@ -21,11 +32,18 @@ func TestClientAddr(t *testing.T) {
 		{"x-real-ip", "10.0.0.1", "", "198.51.100.9", "198.51.100.9", trusted},
 		{"bad x-real-ip", "10.0.0.1", "", "nope", "10.0.0.1", trusted},
 		{"mapped v4", "::ffff:10.0.0.1", "198.51.100.1", "", "198.51.100.1", trusted},
+		// A proxy that adds a line of its own puts the client it saw last.
+		{"several lines: the last one's client", "10.0.0.1", "10.1.2.3\n203.0.113.9", "", "203.0.113.9", trusted},
+		{"several lines: walk on into the earlier", "10.0.0.1", "198.51.100.1, 10.0.0.3\n10.0.0.2", "", "198.51.100.1", trusted},
+		{"several lines: garbage in an earlier one", "10.0.0.1", "garbage\n10.0.0.2", "", "10.0.0.2", trusted},
+		// A zone may hold quotes and commas; it must never reach source_ip.
+		{"zone in xff stops the walk", "10.0.0.1", "fe80::1%eth0", "", "10.0.0.1", trusted},
+		{"zone in x-real-ip", "10.0.0.1", "", `fe80::1%","automation":"victim`, "10.0.0.1", trusted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			peer := netip.MustParseAddr(tc.peer).Unmap()
-			got := clientAddr(peer, tc.trusted, []byte(tc.xff), []byte(tc.realIP))
+			got := clientAddr(peer, tc.trusted, lines(tc.xff), []byte(tc.realIP))
 			if got.String() != tc.want {
 				t.Errorf("got %s, want %s", got, tc.want)
 			}
@@ -36,12 +54,17 @@ func TestClientAddr(t *testing.T) {
 func FuzzClientAddr(f *testing.F) {
 	f.Add("1.2.3.4, 10.0.0.1", "5.6.7.8")
 	f.Add("2001:db8::1,,fd00::2", "")
+	f.Add("10.0.0.9\nfe80::1%x", `fe80::1%"`)
 	f.Fuzz(func(t *testing.T, xff, realIP string) {
 		trusted := prefixes{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
 		peer := netip.MustParseAddr("10.0.0.1")
-		got := clientAddr(peer, trusted, []byte(xff), []byte(realIP))
+		got := clientAddr(peer, trusted, lines(xff), []byte(realIP))
 		if !got.IsValid() {
 			t.Fatalf("invalid address for %q %q", xff, realIP)
+		}
+		// The event writes the address as it prints, unescaped.
+		if text := got.String(); strings.Trim(text, "0123456789abcdef.:") != "" {
+			t.Fatalf("address %q for %q %q holds more than digits, '.' and ':'", text, xff, realIP)
 		}
 	})
 }

@@ -136,6 +136,7 @@ type reqState struct {
 	resp    []byte
 	eventID []byte
 	loop    []byte
+	loopIn  []byte // the Hookgate-Loop lines joined, when there are several
 	scratch []byte
 	fields  []zap.Field
 	// sig is the signature check of an automation with verify; sigActive
@@ -162,6 +163,7 @@ func (st *reqState) reset() {
 	st.resp = st.resp[:0]
 	st.eventID = st.eventID[:0]
 	st.loop = st.loop[:0]
+	st.loopIn = st.loopIn[:0]
 	st.scratch = st.scratch[:0]
 	clear(st.fields)
 	st.fields = st.fields[:0]
@@ -374,7 +376,11 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	}
 	// 4. IP allow-list. The client address is needed for the event too.
 	hdr := &ctx.Request.Header
-	client := clientAddr(peerAddr(ctx.RemoteIP()), rs.trusted, hdr.PeekCanonical(strXFF), hdr.PeekCanonical(strXRealIP))
+	client := peerAddr(ctx.RemoteIP())
+	if rs.trusted.contains(client) {
+		xff, realIP := forwardedFor(hdr)
+		client = clientAddr(client, rs.trusted, xff, realIP)
+	}
 	out.client = client
 	if len(r.allow) > 0 && !r.allow.contains(client) {
 		fail(ErrIPNotAllow)
@@ -403,7 +409,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 		st.sigActive = true
 	}
 	// 6. Loop marker.
-	loopIn := hdr.PeekCanonical(strLoop)
+	loopIn := loopMarker(hdr, &st.loopIn)
 	if loops(loopIn, r.loopSelf) {
 		fail(ErrLoop)
 		return
@@ -861,4 +867,39 @@ func (g *Gateway) janitor(every time.Duration) {
 // Close stops the Gateway's background work. Serving must have stopped.
 func (g *Gateway) Close() {
 	close(g.stopJanitor)
+}
+
+// forwardedFor returns the X-Forwarded-For lines and, when there are none,
+// the last X-Real-IP line, for clientAddr. They are the header's own
+// bytes; the lines' slice is reused by the header's next PeekAll.
+func forwardedFor(hdr *fasthttp.RequestHeader) (xff [][]byte, realIP []byte) {
+	if xff = hdr.PeekAll(b2s(strXFF)); len(xff) > 0 {
+		return xff, nil
+	}
+	if ips := hdr.PeekAll(b2s(strXRealIP)); len(ips) > 0 {
+		return nil, ips[len(ips)-1]
+	}
+	return nil, nil
+}
+
+// loopMarker returns the request's Hookgate-Loop value. Its lines form one
+// list (RFC 9110 §5.3), so an id in a line a step added of its own still
+// counts: several lines are joined with ',' into *joined.
+func loopMarker(hdr *fasthttp.RequestHeader, joined *[]byte) []byte {
+	lines := hdr.PeekAll(b2s(strLoop))
+	switch len(lines) {
+	case 0:
+		return nil
+	case 1:
+		return lines[0]
+	}
+	b := (*joined)[:0]
+	for i, l := range lines {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, l...)
+	}
+	*joined = b
+	return b
 }

@@ -105,7 +105,7 @@ func (c *call) do(g *Gateway, method, token string, body []byte, headers ...stri
 	c.uri = append(append(c.uri[:0], webhookPrefix...), token...)
 	c.ctx.Request.SetRequestURIBytes(c.uri)
 	for i := 0; i+1 < len(headers); i += 2 {
-		c.ctx.Request.Header.Set(headers[i], headers[i+1])
+		c.ctx.Request.Header.Add(headers[i], headers[i+1]) // a name given twice is two lines
 	}
 	c.body.Reset(body)
 	size := len(body)
