@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -152,12 +153,21 @@ func (c *deadlineConn) keepReadDeadline() error {
 	return c.Conn.SetReadDeadline(c.l.clock.wall(d))
 }
 
+// strContinue is the interim answer fasthttp writes, on its own or after
+// answers held back for pipelined requests, before it reads the body of a
+// request that sent Expect: 100-continue.
+var strContinue = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
 func (c *deadlineConn) Write(b []byte) (int, error) {
 	if err := c.keepWriteDeadline(); err != nil {
 		return 0, err
 	}
-	// An answer: the next read waits for a new request.
-	c.state = connIdle
+	// An answer: the next read waits for a new request. An interim 100
+	// Continue is none: the request's body comes next, within its
+	// read_timeout.
+	if !bytes.HasSuffix(b, strContinue) {
+		c.state = connIdle
+	}
 	return c.Conn.Write(b)
 }
 

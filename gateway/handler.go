@@ -39,12 +39,15 @@ type Gateway struct {
 	routes atomic.Pointer[routes]
 	fwd    Forwarder
 	// admit takes the rate decisions and the Client-Token claims;
-	// tokens marks the claimed ones done or releases them.
-	admit  admission
-	tokens TokenStore
-	log    *zap.Logger
-	m      *metrics
-	ids    eventIDs
+	// tokens marks the claimed ones done or releases them. admitLate
+	// takes the rate tokens only once the body is checked, for signed
+	// automations and for looks before a body comes (takeAfterBody).
+	admit     admission
+	admitLate admission
+	tokens    TokenStore
+	log       *zap.Logger
+	m         *metrics
+	ids       eventIDs
 	// generation counts successful (re)loads of the configuration.
 	generation atomic.Uint64
 	// bigBodies counts requests whose buffers outgrew maxPooledBody.
@@ -109,9 +112,10 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		lingerMax:   int(cfg.MaxBodyBytes) + 64<<10,
 	}
 	if j, ok := opts.Limits.(JointLimiter); ok {
-		g.admit = j
+		g.admit, g.admitLate = j, j
 	} else {
 		g.admit = decideFirst{limits: opts.Limits, tokens: opts.Tokens}
+		g.admitLate = takeAfterBody{decideFirst{limits: opts.Limits, tokens: opts.Tokens}}
 	}
 	g.routes.Store(rs)
 	g.generation.Store(1)
@@ -209,6 +213,8 @@ var (
 
 // outcome is what one request ended with, for the log line.
 type outcome struct {
+	// start is when the request came: fasthttp's time for it, read once.
+	start time.Time
 	// unread is how much body is left unread when the request was refused
 	// early: the declared length, or -1 for a chunked body known to be
 	// over the cap; 0 when there is nothing to drain.
@@ -295,9 +301,30 @@ func (o *outcome) status() int {
 }
 
 // Handle is the fasthttp handler of the webhook listener.
-func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
+func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) { g.run(ctx, false) }
+
+// Expect is the listener's fasthttp ExpectHandler: fasthttp calls it with
+// the headers of a request that sent Expect: 100-continue, and invites the
+// body with 100 Continue only when it returns that. The checks that need no
+// body run here (rows 1–8, the rate limits looked at, not taken), so a
+// refused caller gets its answer before it uploads; fasthttp then closes
+// the connection, since the body may be on its way. An admitted request
+// is checked again, whole, by Handle once its body comes.
+func (g *Gateway) Expect(ctx *fasthttp.RequestCtx) int {
+	if out := g.run(ctx, true); out.refusal != nil {
+		return out.status()
+	}
+	return fasthttp.StatusContinue
+}
+
+// run serves one request, or with headersOnly checks what needs no body
+// and answers only a refusal, and returns how it ended.
+func (g *Gateway) run(ctx *fasthttp.RequestCtx, headersOnly bool) (out outcome) {
 	st := g.states.Get().(*reqState)
-	var out outcome
+	out.start = ctx.Time()
+	if headersOnly { // fasthttp sets the request's time after its ExpectHandler
+		out.start = time.Now()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			// One bad request must not take the process down. The
@@ -309,10 +336,12 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 			out.reason = "panic"
 			g.log.Error("request handler panic", zap.Any("panic", p), zap.Stack("stack"))
 		}
-		if out.unread != 0 {
+		if out.unread != 0 && !headersOnly { // fasthttp closes after a refused Expect
 			g.linger(ctx, out.unread)
 		}
-		g.account(ctx, st, &out)
+		if !headersOnly || out.refusal != nil { // a request that passes is counted by Handle
+			g.account(ctx, st, &out)
+		}
 		st.reset()
 		if cap(st.body) > maxPooledBody || cap(st.event) > maxPooledBody {
 			g.bigBodies.Add(1) // the janitor's sign that big buffers are in use
@@ -328,12 +357,14 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		st.pooledBody, st.pooledEvent = nil, nil
 		g.states.Put(st)
 	}()
-	g.serve(ctx, st, &out)
+	g.serve(ctx, st, &out, headersOnly)
+	return out
 }
 
 // serve runs the checks of SPEC §3 in order; the first failing check
-// answers.
-func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
+// answers. With headersOnly it stops before the body, at row 8, having
+// only looked at the rate limits.
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, headersOnly bool) {
 	rs := g.routes.Load()
 	fail := func(e *Refusal) { g.refuse(ctx, st, out, e, 0) }
 	// A refusal before the body is read leaves it on the wire; fasthttp
@@ -397,7 +428,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	}
 	// 5b. Signature: everything that needs no body is checked now; the
 	// body-covering MAC is computed as the body streams in (step 9).
-	now := ctx.Time()
+	now := out.start
 	if r.verifier != nil {
 		st.input.ctx = ctx
 		if err := r.verifier.Begin(&st.sig, &st.input, now.UnixNano()); err != nil {
@@ -424,13 +455,26 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 	// 8. Rate limits, on the request's own clock. A JointLimiter refuses
 	// here only what it knows without a round trip; the rest of its
 	// decision is taken with the Client-Token claim (row 12) once the
-	// body is checked, and answers before any later row.
-	if scope, wait := g.admit.Shed(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
+	// body is checked, and answers before any later row. A signature's
+	// MAC is known only with the body, so a signed automation's tokens
+	// are taken then too: forgeries must not spend its rate.
+	admit := g.admit
+	if r.verifier != nil || headersOnly {
+		admit = g.admitLate
+	}
+	if scope, wait := admit.Shed(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
 		g.rateLimited(ctx, st, out, scope, wait)
+		return
+	}
+	if headersOnly {
 		return
 	}
 	// 9–11. Body, JSON, keywords.
 	e, kw, hit := g.checkBody(ctx, st, out, r, rs, cl)
+	if e == ErrCredential { // the MAC: row 5's refusal takes no rate tokens
+		fail(e)
+		return
+	}
 	// 12. Client-Token, of a request that would trigger.
 	var clientToken []byte
 	if e == nil && hit {
@@ -442,7 +486,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) {
 			clientToken = st.sig.IdempotencyKey()
 		}
 	}
-	scope, wait, ticket, res := g.admit.Admit(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano(), clientToken)
+	scope, wait, ticket, res := admit.Admit(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano(), clientToken)
 	if scope != limiter.None {
 		g.rateLimited(ctx, st, out, scope, wait)
 		return
@@ -745,7 +789,7 @@ func (g *Gateway) account(ctx *fasthttp.RequestCtx, st *reqState, out *outcome) 
 	stats.inc(slot)
 	// One monotonic clock read: time.Now would read the wall clock too,
 	// which costs as much again on some virtual machines.
-	start := ctx.Time()
+	start := out.start
 	latency := time.Since(start)
 	g.m.duration.observe(latency)
 	if out.bodyLen > 0 {

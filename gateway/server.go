@@ -26,6 +26,7 @@ func (g *Gateway) NewServer(cfg *Config) *Server {
 	s := cfg.Server
 	return &Server{timeouts: s, fs: &fasthttp.Server{
 		Handler:                       g.Handle,
+		ExpectHandler:                 g.Expect,
 		ErrorHandler:                  g.handleError,
 		Name:                          "hookgate",
 		StreamRequestBody:             true,

@@ -72,6 +72,27 @@ func (a decideFirst) Admit(table, automation string, _, _ *limiter.Bucket, now i
 	return limiter.None, 0, tk, res
 }
 
+// takeAfterBody is decideFirst with the rate tokens taken once the body is
+// checked, for requests whose refusal may come only from their body: a
+// signature covers the body, and a wrong one is row 5's refusal, which
+// SPEC §5 says takes nothing; before a body has come (Expect:
+// 100-continue) only a look is wanted. Shed looks at the process's own
+// buckets, so a flood is still shed before its bodies while they are
+// empty, and Admit takes the tokens, refusing as row 8 if another request
+// took them meanwhile — as a JointLimiter does.
+type takeAfterBody struct{ decideFirst }
+
+func (a takeAfterBody) Shed(_, _ string, tableBucket, automationBucket *limiter.Bucket, now int64) (limiter.Scope, time.Duration) {
+	return limiter.Peek(automationBucket, tableBucket, now)
+}
+
+func (a takeAfterBody) Admit(table, automation string, tableBucket, automationBucket *limiter.Bucket, now int64, token []byte) (limiter.Scope, time.Duration, idempotency.Ticket, idempotency.Result) {
+	if scope, wait := a.limits.Allow(table, automation, tableBucket, automationBucket, now); scope != limiter.None {
+		return scope, wait, idempotency.Ticket{}, idempotency.Unavailable
+	}
+	return a.decideFirst.Admit(table, automation, tableBucket, automationBucket, now, token)
+}
+
 // LocalLimits is the in-process RateLimiter: the buckets alone.
 type LocalLimits struct{}
 

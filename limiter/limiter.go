@@ -106,17 +106,37 @@ func (b *Bucket) take(now int64) (charged int64, wait time.Duration) {
 	if iv <= 0 {
 		return 0, closedRetry
 	}
-	limit := max(iv, second)
 	for {
 		tat := b.tat.Load()
-		next := max(tat, now) + iv
-		if over := next - now - limit; over > 0 {
+		next, over := admitAt(tat, now, iv)
+		if over > 0 {
 			return 0, time.Duration(over)
 		}
 		if b.tat.CompareAndSwap(tat, next) {
 			return iv, 0
 		}
 	}
+}
+
+// admitAt is the GCRA test of a request at now on a bucket at tat with
+// interval iv: the tat a token taken would leave, and by how much the
+// request is early (≤ 0: a token is there).
+func admitAt(tat, now, iv int64) (next, over int64) {
+	next = max(tat, now) + iv
+	return next, next - now - max(iv, second)
+}
+
+// wait is how long until the bucket has a token at now; 0 when it has
+// one. It takes nothing.
+func (b *Bucket) wait(now int64) time.Duration {
+	iv := b.interval.Load()
+	if iv <= 0 {
+		return closedRetry
+	}
+	if _, over := admitAt(b.tat.Load(), now, iv); over > 0 {
+		return time.Duration(over)
+	}
+	return 0
 }
 
 // give returns a token taken by take by moving tat back by the interval
@@ -178,6 +198,24 @@ func Allow(automation, table *Bucket, now int64) (scope Scope, retryAfter time.D
 			if automation != nil {
 				automation.give(charged)
 			}
+			return Table, wait
+		}
+	}
+	return None, 0
+}
+
+// Peek answers as Allow would at now, taking nothing: None when both
+// buckets have a token, else the scope of the one that has none (the
+// automation's first) and how long until it has. Another request may take
+// the token before a later Allow, which then refuses.
+func Peek(automation, table *Bucket, now int64) (scope Scope, retryAfter time.Duration) {
+	if automation != nil {
+		if wait := automation.wait(now); wait > 0 {
+			return Automation, wait
+		}
+	}
+	if table != nil {
+		if wait := table.wait(now); wait > 0 {
 			return Table, wait
 		}
 	}

@@ -369,3 +369,38 @@ func TestScopeString(t *testing.T) {
 	f(Table, "table")
 	f(Scope(9), "unknown")
 }
+
+// TestPeekAnswersAsAllowTakingNothing: Peek gives Allow's answer at every
+// point of a bucket's life, and any number of Peeks leave the buckets as
+// they were.
+func TestPeekAnswersAsAllowTakingNothing(t *testing.T) {
+	tests := []struct {
+		name              string
+		automation, table *Bucket
+		at                int64 // when Peek and Allow are asked, from t0
+	}{
+		{"both full", NewBucket(2), NewBucket(5), 0},
+		{"no table", NewBucket(1), nil, 0},
+		{"no automation", nil, NewBucket(1), 0},
+		{"closed automation", &Bucket{}, NewBucket(5), 0},
+		{"closed table", NewBucket(5), &Bucket{}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// Ask at t0, t0 again once a token is taken, and so on until
+			// the buckets refuse, then once more after a refill.
+			for i, at := range []int64{0, 0, 0, 0, 0, 0, ms(250), ms(1000)} {
+				now := t0 + tc.at + at
+				var ps Scope
+				var pw time.Duration
+				for range 3 {
+					ps, pw = Peek(tc.automation, tc.table, now)
+				}
+				as, aw := Allow(tc.automation, tc.table, now)
+				if ps != as || pw != aw {
+					t.Fatalf("request %d: Peek %v %v, Allow %v %v", i, ps, pw, as, aw)
+				}
+			}
+		})
+	}
+}
