@@ -243,8 +243,9 @@ const (
 // connection is hijacked: the response is written first, with Connection:
 // close, then the body is read and dropped — at most lingerMax bytes within
 // lingerFor — on its own goroutine, and the connection closed. Only
-// maxLingering connections linger at once: past that, or for a body
-// declared larger than lingerMax, the connection is simply closed.
+// maxLingering connections drain at once: past that the answer is written
+// and the connection closed without draining; for a body declared larger
+// than lingerMax, the connection is simply closed.
 //
 // fasthttp skips the hijack handler of a response marked Connection:
 // close, so the response is written here, not by fasthttp.
@@ -258,22 +259,24 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 	if unread < 0 {
 		limit = int64(g.lingerMax)
 	}
-	select {
-	case g.lingerSlots <- struct{}{}:
-	default:
-		ctx.SetConnectionClose()
-		return
-	}
 	resp := fasthttp.AcquireResponse()
 	ctx.Response.CopyTo(resp)
 	resp.SetConnectionClose()
 	deadline := time.Now().Add(g.lingerFor)
 	ctx.HijackSetNoResponse(true)
+	// The slot is taken in the hijack handler, which fasthttp skips when
+	// the connection fails before it (writing the answers held back for
+	// earlier pipelined requests): taken here, it would never come back.
 	ctx.Hijack(func(c net.Conn) {
-		defer func() { <-g.lingerSlots }()
 		defer fasthttp.ReleaseResponse(resp)
 		_ = c.SetDeadline(deadline)
 		if _, err := resp.WriteTo(c); err != nil {
+			return
+		}
+		select {
+		case g.lingerSlots <- struct{}{}:
+			defer func() { <-g.lingerSlots }()
+		default: // enough are draining: answered, the connection closes
 			return
 		}
 		buf := lingerBufs.Get().(*[]byte)
