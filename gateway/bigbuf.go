@@ -1,6 +1,9 @@
 package gateway
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+)
 
 // maxPooledBody keeps pooled states from pinning big body buffers: a body
 // or event longer than it is read or built in a buffer borrowed from the
@@ -18,6 +21,19 @@ const bigSlack = 64 << 10
 // the event built around it.
 func bigBufferSize(maxBody int) int { return maxBody + 1 + bigSlack }
 
+// bigBufferFor is the size of a new big buffer for need bytes: need
+// rounded up to a power of two, so that buffers are reused across bodies
+// of like sizes, or bigBufferSize, which serves any body, once that power
+// reaches the cap. A buffer is sized by what it holds, not by the cap:
+// with the cap raised to 1 GiB, a body of a little over 1 MiB takes 2 MiB.
+func bigBufferFor(need, maxBody int) int {
+	size := 1 << bits.Len(uint(need-1))
+	if size >= maxBody {
+		size = bigBufferSize(maxBody)
+	}
+	return max(need, size)
+}
+
 // bigBufferBytes bounds the capacity bigBuffers keeps between requests.
 const bigBufferBytes = 256 << 20
 
@@ -26,7 +42,7 @@ const bigBufferBytes = 256 << 20
 // used to allocate one or two buffers of its size, and under load the GC
 // and the page faults of fresh memory took a fifth of the gateway's CPU
 // (body_1m in the bench suite). It keeps at most bigBufferBytes of them,
-// all of one size (bigBufferSize when they were made). The
+// of the sizes bigBufferFor gives, the most recently kept on top. The
 // janitor trims the buffers that went unused for a whole interval, so a
 // burst's buffers are let go while a trickle of large bodies goes on, and
 // empties it once large bodies stop coming. It is safe for concurrent use;
@@ -41,21 +57,23 @@ type bigBuffers struct {
 	idle int
 }
 
-// get returns an empty buffer with room for at least need bytes: a kept
-// one, or a new one of size bytes (size ≥ need).
+// get returns an empty buffer with room for at least need bytes: the
+// kept one nearest the top that has it, or a new one of size bytes
+// (size ≥ need).
 func (p *bigBuffers) get(need, size int) []byte {
 	p.mu.Lock()
-	if n := len(p.free); n > 0 {
-		b := p.free[n-1]
-		p.free[n-1] = nil
-		p.free = p.free[:n-1]
+	for i := len(p.free) - 1; i >= 0; i-- {
+		b := p.free[i]
+		if cap(b) < need {
+			continue
+		}
+		n := copy(p.free[i:], p.free[i+1:])
+		p.free[i+n] = nil
+		p.free = p.free[:i+n]
 		p.held -= cap(b)
 		p.idle = min(p.idle, len(p.free))
-		if cap(b) >= need {
-			p.mu.Unlock()
-			return b[:0]
-		}
-		// Made before max_body_bytes was raised: let it go.
+		p.mu.Unlock()
+		return b[:0]
 	}
 	p.mu.Unlock()
 	return make([]byte, 0, max(need, size))

@@ -696,8 +696,8 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, cl, max int) 
 // holds. Up to maxPooledBody the state's own buffer grows, at least
 // doubling; past it a buffer is borrowed from the gateway's bigBuffers and
 // the state's own set aside in *keep until the request ends. So a buffer
-// is over maxPooledBody exactly when it is borrowed. maxBody sizes a new
-// big buffer so that it can serve any body, or any event, later.
+// is over maxPooledBody exactly when it is borrowed. A new big buffer is
+// sized by need, bounded by maxBody (bigBufferFor).
 func (g *Gateway) reserve(buf, keep *[]byte, need, maxBody int) {
 	if cap(*buf) < need { // inlined: most requests stop here
 		g.grow(buf, keep, need, maxBody)
@@ -711,7 +711,7 @@ func (g *Gateway) grow(buf, keep *[]byte, need, maxBody int) {
 	if need <= maxPooledBody {
 		nb = make([]byte, len(old), min(max(need, 2*cap(old), minBodyBuffer), maxPooledBody))
 	} else {
-		nb = g.big.get(need, bigBufferSize(maxBody))[:len(old)]
+		nb = g.big.get(need, bigBufferFor(need, maxBody))[:len(old)]
 	}
 	copy(nb, old)
 	switch {

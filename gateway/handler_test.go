@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -458,6 +459,87 @@ func TestBigBuffers(t *testing.T) {
 	}
 	if b := p.get(10, 20); cap(b) != 20 {
 		t.Errorf("empty pool: got cap %d, want a new buffer of 20", cap(b))
+	}
+}
+
+// TestBigBufferFor: a big buffer is sized by what it must hold, rounded up
+// to a power of two and bounded by what serves any body under the cap, not
+// by the cap alone: a body of a little over 1 MiB under a 1 GiB cap took
+// two buffers of 1 GiB.
+func TestBigBufferFor(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name          string
+		need, maxBody int
+		want          int
+	}{
+		{"just over the pooled size", mib + 1, 4 * mib, 2 * mib},
+		{"its event", mib + bigSlack, 4 * mib, 2 * mib},
+		{"past half the cap: one that serves any", 2*mib + 1, 4 * mib, bigBufferSize(4 * mib)},
+		{"the largest body", 4*mib + 1, 4 * mib, bigBufferSize(4 * mib)},
+		{"a huge cap", mib + 1, 1 << 30, 2 * mib},
+		{"a huge cap, 3 MiB", 3 * mib, 32 * mib, 4 * mib},
+		{"a power of two", 8 * mib, 32 * mib, 8 * mib},
+		{"an escaped event past the cap", 9 * mib, 4 * mib, 9 * mib},
+	}
+	for _, tc := range tests {
+		if got := bigBufferFor(tc.need, tc.maxBody); got != tc.want {
+			t.Errorf("%s: bigBufferFor(%d, %d) = %d; want %d", tc.name, tc.need, tc.maxBody, got, tc.want)
+		}
+	}
+}
+
+// TestBigBuffersOfSeveralSizes: get takes the kept buffer nearest the top
+// that is large enough, leaving the smaller ones for smaller needs.
+func TestBigBuffersOfSeveralSizes(t *testing.T) {
+	var p bigBuffers
+	const mib = 1 << 20
+	for _, size := range []int{2 * mib, 8 * mib, 2 * mib} {
+		p.put(make([]byte, 0, size))
+	}
+	if b := p.get(3*mib, 4*mib); cap(b) != 8*mib {
+		t.Fatalf("need 3 MiB: got a buffer of %d; want the kept 8 MiB one", cap(b))
+	}
+	if p.len() != 2 || p.held != 4*mib {
+		t.Fatalf("after taking 8 MiB: %d kept, %d bytes; want the two of 2 MiB", p.len(), p.held)
+	}
+	if b := p.get(3*mib, 4*mib); cap(b) != 4*mib {
+		t.Fatalf("need 3 MiB, none kept fits: got %d; want a new one of 4 MiB", cap(b))
+	}
+	for range 2 {
+		if b := p.get(mib+1, 2*mib); cap(b) != 2*mib {
+			t.Fatalf("need 1 MiB + 1: got %d; want a kept 2 MiB one", cap(b))
+		}
+	}
+	if p.len() != 0 || p.held != 0 {
+		t.Fatalf("%d kept, %d bytes; want none", p.len(), p.held)
+	}
+}
+
+// TestBigBodyAllocatesItsSize: under a raised cap, a body of a little over
+// 1 MiB allocates buffers of its size, not of the cap's.
+func TestBigBodyAllocatesItsSize(t *testing.T) {
+	g, _, _ := fileGateway(t, `
+max_body_bytes: 33554432
+limits: {table_rps: 1000000, automation_rps: 1000000, anonymous_rps: 1000000}
+tables:
+  - id: t
+    automations:
+      - {id: anon, token: `+hTokAnon+`}
+`)
+	c := newCall()
+	body := jsonOfSizeForTest(maxPooledBody+1, "x")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c.do(g, "POST", hTokAnon, body)
+	runtime.ReadMemStats(&after)
+	if status, code, _ := c.answer(t); status != 200 || code != 0 {
+		t.Fatalf("%d %d", status, code)
+	}
+	// Two buffers of 2 MiB, body and event, and what the sink copies.
+	if got := after.TotalAlloc - before.TotalAlloc; got > 16<<20 {
+		t.Fatalf("one %d-byte body under a 32 MiB cap allocated %d MiB", len(body), got>>20)
 	}
 }
 
