@@ -289,8 +289,10 @@ func yamlProblem(err error) string {
 }
 
 // MaxEventBytes is the size of the largest event the gateway hands over
-// for a body at the cap, envelope included — what a sink should be ready
-// to keep a buffer for.
+// for a JSON body at the cap, envelope included — what a sink should be
+// ready to keep a buffer for. A text body's escaping can make its event
+// larger; a sink takes such an event all the same, it just does not keep
+// a buffer for it.
 func (c *Config) MaxEventBytes() int { return bigBufferSize(int(c.MaxBodyBytes)) }
 
 func (c *Config) setDefaults() {
