@@ -339,7 +339,8 @@ func (pc *pconn) writeLocked() {
 }
 
 // read parses the engine's answers in order and hands each to the oldest
-// waiting call, until the connection fails or is closed.
+// waiting call, until the connection fails or is closed. An answer when
+// no written call waits fails the connection (errUnsolicited).
 //
 // The read deadline is always that of the oldest call waiting, set when a
 // call joins an empty queue or the one before it is answered, and the
@@ -371,7 +372,11 @@ func (pc *pconn) read() {
 				continue
 			}
 		}
-		if pc.queued() == 0 {
+		if pc.queued() <= pc.unwritten {
+			// No written request awaits an answer: one now was not
+			// asked for, and giving it to a held-back call would
+			// accept an event none of whose bytes left. Those are
+			// failed as not written, so they are sent elsewhere.
 			if err == nil {
 				err = errUnsolicited
 			}

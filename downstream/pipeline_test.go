@@ -402,3 +402,101 @@ func TestPipelineResendsOnlyUnwritten(t *testing.T) {
 		t.Fatal("the small event was written on the first connection too")
 	}
 }
+
+// TestPipelineUnsolicitedAnswerFailsConnection: an engine (or a proxy in
+// front of it) that sends an answer more than it was asked for while an
+// event is held back must not make that event accepted, since none of its
+// bytes left the gateway: the extra answer fails the connection, the
+// held-back event fails as not written (re-sent, were attempts left), and
+// the Forward whose write was under way returns without a panic.
+func TestPipelineUnsolicitedAnswerFailsConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sendAnswers := make(chan struct{})
+	var gotMu sync.Mutex
+	var got strings.Builder // everything the engine read
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		<-sendAnswers
+		// Two answers, although at most one request can have arrived.
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		buf := make([]byte, 1<<20)
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			n, err := c.Read(buf)
+			gotMu.Lock()
+			got.Write(buf[:n])
+			gotMu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// One attempt, so the held-back event's failure is seen as it is.
+	// Not openHTTP: after a panic under the connection's lock, Close
+	// would block.
+	s, err := Open(Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1,
+		Timeout: 10 * time.Second, DialAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.(*HTTP)
+	big := bigEvent()
+	type result struct {
+		err      error
+		panicked any
+	}
+	bigRes := make(chan result, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				bigRes <- result{panicked: r}
+			}
+		}()
+		bigRes <- result{err: h.Forward([]byte("big"), nil, big, time.Now())}
+	}()
+	waitConn(t, h, 5*time.Second, "the big event's write blocked", func(pc *pconn) bool {
+		return pc != nil && pc.writing && pc.queued() == 1 && pc.unwritten == 0
+	})
+	smallRes := make(chan error, 1)
+	go func() { smallRes <- h.Forward([]byte("small"), nil, []byte(testEvent), time.Now()) }()
+	waitConn(t, h, 5*time.Second, "the small event held back", func(pc *pconn) bool {
+		return pc != nil && pc.unwritten == 1
+	})
+	close(sendAnswers)
+	var smallErr error
+	select {
+	case smallErr = <-smallRes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the held-back event never returned")
+	}
+	var br result
+	select {
+	case br = <-bigRes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the big event never returned")
+	}
+	if !errors.Is(smallErr, ErrAborted) {
+		t.Errorf("held-back event, never written, after an extra answer: %v; want aborted as not written", smallErr)
+	}
+	if br.panicked != nil {
+		t.Fatalf("the big event's Forward panicked: %v", br.panicked)
+	}
+	s.Close()
+	<-engineDone
+	gotMu.Lock()
+	sawSmall := strings.Contains(got.String(), "Idempotency-Key: small\r\n")
+	gotMu.Unlock()
+	if sawSmall {
+		t.Fatal("the held-back event was written after an extra answer")
+	}
+}
