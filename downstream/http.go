@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sync"
@@ -76,6 +77,8 @@ func (e *dialError) Unwrap() error { return e.err }
 
 var (
 	errConnClosed = &kindError{kind: ErrUnreachable, msg: "flow engine closed the connection without answering"}
+	// Without its cause, which would quote the answer.
+	errMalformed = &kindError{kind: ErrUnreachable, msg: "flow engine sent a malformed answer"}
 
 	headerIdempotencyKey = []byte("Idempotency-Key")
 	headerLoop           = []byte("Hookgate-Loop")
@@ -144,7 +147,8 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 		MaxIdemponentCallAttempts: 1,
 		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 		NoDefaultUserAgentHeader:  true,
-		// Parse errors must not quote the engine's answer into our logs.
+		// Parse errors must not quote the engine's answer into our logs
+		// (classify drops what they still quote).
 		SecureErrorLogMessage:  true,
 		DisablePathNormalizing: true,
 	}
@@ -283,7 +287,7 @@ func answered(resp *fasthttp.Response, err error) (int, error) {
 }
 
 // classify turns a fasthttp error into one that says what happened and
-// never quotes the event or the URL's secrets.
+// never quotes the event, the URL's secrets or the engine's answer.
 func (h *HTTP) classify(err error) error {
 	if ke, ok := err.(*kindError); ok { // classified already
 		return ke
@@ -308,7 +312,21 @@ func (h *HTTP) classify(err error) error {
 		h.timeouts.Add(1)
 		return h.errTimeout
 	}
-	return &kindError{kind: ErrUnreachable, msg: "flow engine request failed", cause: err}
+	// fasthttp's parse errors quote the engine's answer, even with
+	// SecureErrorLogMessage (the HTTP version), and the pipeline's bare
+	// Response quotes up to 400 bytes of it; an engine that echoes the
+	// request would put the Authorization header, the URL's query and the
+	// event into our logs. Only a net error, which names the connection's
+	// addresses, is kept as the cause, and not the wrappers around it,
+	// which may quote what was read before it.
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne):
+		return &kindError{kind: ErrUnreachable, msg: "flow engine request failed", cause: ne}
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return errConnClosed
+	}
+	return errMalformed
 }
 
 func isTimeout(err error) bool {

@@ -1,14 +1,18 @@
 package downstream
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -600,5 +604,65 @@ func testHTTPIdleConnClosed(t *testing.T, pl int) {
 	}
 	if err := h.Forward([]byte("id2"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("Forward after the idle close: %v", err)
+	}
+}
+
+// TestHTTPMalformedAnswerQuotesNothing: fasthttp's parse errors quote the
+// answer that failed to parse (the pipeline's bare Response up to 400
+// bytes of it, the client's the HTTP version even in its secure mode). An
+// engine that echoes the request (a debug endpoint, a misrouted port, a
+// proxy's error page) or puts a secret in a malformed status line must
+// not get the Authorization header, the URL's query or the event into the
+// error the gateway logs.
+func TestHTTPMalformedAnswerQuotesNothing(t *testing.T) {
+	transports(t, testHTTPMalformedAnswerQuotesNothing)
+}
+
+func testHTTPMalformedAnswerQuotesNothing(t *testing.T, pl int) {
+	for _, tc := range []struct {
+		name   string
+		answer func(request []byte) []byte
+	}{
+		{"echoed request", func(request []byte) []byte { return request }},
+		{"secret as the version", func([]byte) []byte { return []byte("s3cret/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") }},
+		{"secret in a header line", func([]byte) []byte { return []byte("HTTP/1.1 200 OK\r\nX-Token s3cret\r\n\r\n") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				var raw bytes.Buffer
+				req, err := http.ReadRequest(bufio.NewReader(io.TeeReader(c, &raw)))
+				if err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = c.Write(tc.answer(raw.Bytes()))
+				time.Sleep(time.Second)
+			}()
+			h := openHTTP(t, Config{Pipeline: pl, URL: "http://hook:s3cret@" + ln.Addr().String() + "/in?token=s3cret",
+				Timeout: 2 * time.Second, DialAttempts: 1})
+			err = h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
+			if err == nil {
+				t.Fatal("Forward = nil; want the malformed answer refused")
+			}
+			if err != errMalformed {
+				t.Errorf("Forward = %.300v; want %q", err, errMalformed)
+			}
+			msg := err.Error()
+			for _, secret := range []string{"aG9vazpzM2NyZXQ=", "s3cret", "Jasmine green"} {
+				if strings.Contains(msg, secret) {
+					t.Errorf("error quotes %q: %.300s", secret, msg)
+				}
+			}
+		})
 	}
 }
