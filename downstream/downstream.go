@@ -137,6 +137,13 @@ func Open(cfg Config) (Sink, error) {
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
+		if strings.Contains(cfg.URL, "@") {
+			// url.Parse quotes the part it choked on, and in a URL with
+			// userinfo that may be the password: one holding '/', '?'
+			// or '#' ends the host early, and its start is reported as
+			// the port. Nothing of such a URL is quoted.
+			return nil, errUserinfo
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			// url.Error repeats the whole URL, which may hold secrets.
@@ -153,6 +160,10 @@ func Open(cfg Config) (Sink, error) {
 		return nil, fmt.Errorf("downstream.url: unsupported scheme %q", u.Scheme)
 	}
 }
+
+// errUserinfo is Open's error for a URL with userinfo that does not parse.
+var errUserinfo = errors.New(`downstream.url: cannot parse (not quoted, as it has a user name or password); ` +
+	`percent-encode "/", "?", "#", "@" and "%" in the user name and password as %2F, %3F, %23, %40 and %25`)
 
 // filePath turns the part after "file:" into a path; "file:///abs" and
 // "file://localhost/abs" are accepted too, since people write them.

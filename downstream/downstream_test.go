@@ -19,7 +19,14 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		{"relative", Config{URL: "/in"}, `downstream.url: missing scheme; want "http://…", "https://…" or "file:<path>"`},
 		{"no host", Config{URL: "http:///in"}, "downstream.url: missing host"},
 		{"fragment", Config{URL: "http://engine/in#x"}, "downstream.url: must not have a #fragment"},
-		{"bad url keeps secrets out", Config{URL: "http://u:s3cret@engine:port/in?token=s3cret"}, `downstream.url: cannot parse: invalid port ":port" after host`},
+		{"bad port", Config{URL: "http://engine:port/in"}, `downstream.url: cannot parse: invalid port ":port" after host`},
+		{"bad url with userinfo", Config{URL: "http://u:s3cret@engine:port/in?token=s3cret"}, errUserinfo.Error()},
+		// A password holding '/', '?' or '#' ends the host early, and
+		// url.Parse would quote its start as the port.
+		{"password with slash", Config{URL: "http://hook:s3cr/et@127.0.0.1/"}, errUserinfo.Error()},
+		{"password with question mark", Config{URL: "http://hook:s3cr?et@127.0.0.1/"}, errUserinfo.Error()},
+		{"password with hash", Config{URL: "http://hook:s3cr#et@127.0.0.1/"}, errUserinfo.Error()},
+		{"password with bad escape", Config{URL: "http://hook:s3%cret@127.0.0.1/"}, errUserinfo.Error()},
 		{"file without path", Config{URL: "file:"}, `downstream.url: "file:" needs a path, e.g. "file:data/events.jsonl"`},
 		{"file on another host", Config{URL: "file://nas/events.jsonl"}, `downstream.url: file URL names host "nas"; only local files are supported`},
 		{"negative timeout", Config{URL: "http://engine/", Timeout: -time.Second}, "downstream.timeout: must not be negative, got -1s"},
@@ -38,7 +45,7 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 			if err.Error() != tc.want {
 				t.Fatalf("Open error = %q; want %q", err, tc.want)
 			}
-			if strings.Contains(err.Error(), "s3cret") {
+			if strings.Contains(err.Error(), "s3c") {
 				t.Fatalf("error %q leaks a secret", err)
 			}
 		})
