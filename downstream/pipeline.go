@@ -20,7 +20,10 @@ import (
 // is still unanswered; otherwise it waits for the next answer, which
 // wakes the oldest Forward held back to write it — everything appended
 // meanwhile in one write, under that Forward's own deadline, the batch's
-// earliest. The engine answers in order, so an event held back while the
+// earliest. A write during which everything written is answered hands
+// the next one to the oldest held back likewise: no Forward writes
+// after its own bytes are out, so none outlasts its deadline for
+// another's write. The engine answers in order, so an event held back while the
 // engine works on those before it is answered no later than if it had
 // been written at once (a fasthttp engine holds its answers until it has
 // read everything buffered anyway), and under load each write carries
@@ -97,7 +100,8 @@ type pcall struct {
 	deadline time.Time
 	status   int
 	err      error
-	// flush: the reader woke this call, the oldest held back, to write
+	// flush: the reader, or a writer whose events were all answered
+	// during its write, woke this call, the oldest held back, to write
 	// the connection's unwritten requests (writing is set for it).
 	flush bool
 }
@@ -308,34 +312,52 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 	return nil
 }
 
-// writeLocked writes the buffer. What is appended while it writes is
-// held back for the next answer, unless every event written is answered
-// by then: then it writes again. The caller holds pc.mu, which is
-// released during each write, and has set writing.
+// writeLocked writes the buffer once. What is appended while it writes
+// is held back for the next answer; if every event written is answered
+// by then, the next write is handed to the oldest held back, under its
+// own deadline: the writer never writes on behalf of others, so it
+// returns within its own deadline. The caller holds pc.mu, which is
+// released during the write, and has set writing.
 func (pc *pconn) writeLocked() {
-	for len(pc.buf) > 0 && pc.err == nil {
-		out := pc.buf
-		pc.buf, pc.spare = pc.spare[:0], nil
-		// The batch's earliest deadline is its oldest call's.
-		wd := pc.queue[len(pc.queue)-pc.unwritten].deadline
-		pc.unwritten = 0
-		pc.mu.Unlock()
-		err := pc.c.SetWriteDeadline(wd)
-		if err == nil {
-			_, err = pc.c.Write(out)
-		}
-		pc.mu.Lock()
-		if cap(out) <= maxKeptBuffer {
-			pc.spare = out[:0]
-		}
-		if err != nil {
-			pc.failLocked(err)
-		}
-		if pc.queued() > pc.unwritten {
-			break // an answer is awaited, and its arrival writes the rest
-		}
+	if pc.err != nil || len(pc.buf) == 0 {
+		// Failed since this caller was woken to write.
+		pc.writing = false
+		return
+	}
+	out := pc.buf
+	pc.buf, pc.spare = pc.spare[:0], nil
+	// The batch's earliest deadline is its oldest call's.
+	wd := pc.queue[len(pc.queue)-pc.unwritten].deadline
+	pc.unwritten = 0
+	pc.mu.Unlock()
+	err := pc.c.SetWriteDeadline(wd)
+	if err == nil {
+		_, err = pc.c.Write(out)
+	}
+	pc.mu.Lock()
+	if cap(out) <= maxKeptBuffer {
+		pc.spare = out[:0]
+	}
+	if err != nil {
+		pc.failLocked(err)
 	}
 	pc.writing = false
+	if pc.queued() == pc.unwritten {
+		// No answer is awaited whose arrival would write the rest.
+		pc.flushLocked()
+	}
+}
+
+// flushLocked wakes the oldest call held back to write the connection's
+// unwritten requests, unless there are none or a write is under way.
+// pc.mu is held.
+func (pc *pconn) flushLocked() {
+	if pc.err != nil || pc.unwritten == 0 || pc.writing {
+		return
+	}
+	u := pc.queue[len(pc.queue)-pc.unwritten]
+	pc.writing, u.flush = true, true
+	u.done <- struct{}{}
 }
 
 // read parses the engine's answers in order and hands each to the oldest
@@ -403,15 +425,11 @@ func (pc *pconn) read() {
 		default:
 			_ = pc.c.SetReadDeadline(time.Now().Add(p.idle))
 		}
-		if pc.err == nil && pc.unwritten > 0 && !pc.writing {
-			// The requests held back for this answer go now, written
-			// by the oldest of their Forwards, whose deadline is the
-			// batch's: the reader itself must not block in a write
-			// while the engine may be blocked writing answers.
-			u := pc.queue[len(pc.queue)-pc.unwritten]
-			pc.writing, u.flush = true, true
-			u.done <- struct{}{}
-		}
+		// The requests held back for this answer go now, written by
+		// the oldest of their Forwards, whose deadline is the batch's:
+		// the reader itself must not block in a write while the engine
+		// may be blocked writing answers.
+		pc.flushLocked()
 		// Answered last, so the caller finds the connection as this
 		// answer left it.
 		c.done <- struct{}{}

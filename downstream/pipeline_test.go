@@ -500,3 +500,64 @@ func TestPipelineUnsolicitedAnswerFailsConnection(t *testing.T) {
 		t.Fatal("the held-back event was written after an extra answer")
 	}
 }
+
+// TestPipelineAnsweredWriterHandsOffNextWrite: a Forward whose event is
+// answered while its write goes on (the engine answers once it has read
+// the headers) must not go on to write the events appended meanwhile:
+// they are handed to the oldest of them, under its own deadline. Here the
+// engine stops reading after the first event, and writing the second,
+// whose deadline is later, kept the first Forward past its own deadline.
+func TestPipelineAnsweredWriterHandsOffNextWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const timeout = 6 * time.Second
+	readBody, testDone := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hangUp := func() { once.Do(func() { close(testDone) }) }
+	defer hangUp()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReaderSize(c, 64<<10)
+		req, err := http.ReadRequest(br) // headers only
+		if err != nil {
+			return
+		}
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		<-readBody
+		_, _ = io.CopyN(io.Discard, br, req.ContentLength) // the first body, then no more reading
+		<-testDone
+	}()
+	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
+	first, second := bigEvent(), bigEvent()
+	start := time.Now()
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- h.Forward([]byte("first"), nil, first, start) }()
+	waitConn(t, h, timeout/2, "the first event answered while its write goes on", func(pc *pconn) bool {
+		return pc != nil && pc.writing && pc.queued() == 0
+	})
+	// The second event's deadline is half the timeout after the first's.
+	time.Sleep(timeout/2 - time.Since(start))
+	secondStart := time.Now()
+	secondErr := make(chan error, 1)
+	go func() { secondErr <- h.Forward([]byte("second"), nil, second, secondStart) }()
+	waitConn(t, h, timeout/2, "the second event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
+	close(readBody)
+	err = <-firstErr
+	d := time.Since(start)
+	t.Logf("first event: %v after %s", err, d)
+	if err != nil || d > timeout {
+		t.Errorf("first event: %v after %s; want accepted within its %s timeout, not after the second's write", err, d, timeout)
+	}
+	// The engine hangs up, so the second's write fails at once.
+	hangUp()
+	if err := <-secondErr; err == nil {
+		t.Error("second event, never read: accepted")
+	}
+}
