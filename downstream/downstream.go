@@ -91,8 +91,10 @@ type Config struct {
 
 	// DialAttempts is how many times one Forward tries to establish a
 	// connection, within Timeout. Only a failed connection attempt is
-	// retried, because then the engine surely never saw the event.
-	// Default 2; 1 disables retries.
+	// retried, because then the engine surely never saw the event (and,
+	// pipelining, an event behind one the connection failed for that was
+	// never written; see HTTP for the one exception, which counts no
+	// attempt). Default 2; 1 disables retries.
 	DialAttempts int
 
 	// Pipeline is how many events may be in flight on one connection to
@@ -237,8 +239,10 @@ var (
 	// ErrAborted: the event was on a pipelined connection that failed for
 	// an earlier event on it (Config.Pipeline): written, so it may have
 	// reached the engine, or held back and out of attempts or time to be
-	// sent on another connection. It says nothing of the engine's health
-	// beyond that earlier failure, which is reported on its own.
+	// sent on another connection; or the engine ended the connection with
+	// an earlier event's answer and time ran out to send it again. It says
+	// nothing of the engine's health beyond that earlier failure, which is
+	// reported on its own.
 	ErrAborted = errors.New("flow engine connection aborted")
 	// ErrUnreachable: no connection to the engine could be had, or it
 	// broke before an answer came.

@@ -34,6 +34,15 @@ import (
 // closed, because the engine might have run the automation; the caller gets
 // an error and its own retry carries the same Idempotency-Key. fasthttp's
 // own retries are switched off (RetryIfErr refuses, one attempt).
+//
+// One exception, when pipelining (Config.Pipeline > 1): an event written
+// behind the answer with which the engine ended the connection
+// (Connection: close, or HTTP/1.0 without keep-alive) is sent again, within
+// Config.Timeout and without counting an attempt, because RFC 9112 §9.6
+// forbids the engine to process any request after that answer on that
+// connection. Pipelining relies on the engine following HTTP/1.1 anyway
+// (it must answer in order); one that broke this rule would receive the
+// event twice, with the same Idempotency-Key.
 type HTTP struct {
 	client  *fasthttp.HostClient
 	pipe    *pipeline // nil unless Config.Pipeline > 1
@@ -212,17 +221,31 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 	deadline := start.Add(h.timeout)
 	var status int
 	var err error
-	for attempt := 1; ; attempt++ {
+	for attempt := 1; ; {
 		if h.pipe != nil {
 			status, err = h.pipe.forward(eventID, loop, event, deadline)
 		} else {
 			status, err = h.roundTrip(eventID, loop, event, deadline)
 		}
-		// Only an event none of whose bytes was written is sent again.
+		if err == errUnprocessed {
+			// Not a failure: the engine ended a pipelined connection
+			// with an earlier event's answer and processed nothing
+			// after it (see HTTP). No attempt is counted, since an
+			// engine that serves a few requests per connection may
+			// end several before this event's turn; the deadline
+			// bounds the rounds.
+			if time.Until(deadline) > 0 {
+				continue
+			}
+			break
+		}
+		// Otherwise only an event none of whose bytes was written is
+		// sent again.
 		_, dialFailed := err.(*dialError)
 		if !dialFailed && err != errNotWritten || attempt >= h.dialAttempts || time.Until(deadline) <= h.dialRetryDelay {
 			break
 		}
+		attempt++
 		h.dialRetries.Add(1)
 		if dialFailed {
 			time.Sleep(h.dialRetryDelay)

@@ -48,7 +48,12 @@ import (
 //     kernel: an event still held back when its connection failed is sent
 //     on another connection if its deadline leaves time (like a failed
 //     dial, without the pause), and is aborted otherwise; one that may
-//     have been written is never re-sent.
+//     have been written is never re-sent. The exception: when the engine
+//     ends the connection with an answer (Connection: close, or HTTP/1.0
+//     without keep-alive), it processes nothing after it (RFC 9112 §9.6),
+//     so every event behind that answer, written or not, is sent again
+//     while its deadline leaves time, without counting an attempt, and is
+//     aborted otherwise; nothing is blamed on the engine.
 //   - The event is copied into the connection's buffer, so the caller's
 //     slices are not touched after Forward returns.
 type pipeline struct {
@@ -113,10 +118,17 @@ var (
 	// errNotWritten is re-sent while attempts and time allow; past that
 	// it is an abort like errAborted: the connection failed for an
 	// earlier event, whose own error tells what happened.
-	errNotWritten   = &kindError{kind: ErrAborted, msg: "flow engine connection failed before the event was sent"}
-	errAborted      = &kindError{kind: ErrAborted, msg: "flow engine connection failed after an earlier event on it"}
+	errNotWritten = &kindError{kind: ErrAborted, msg: "flow engine connection failed before the event was sent"}
+	errAborted    = &kindError{kind: ErrAborted, msg: "flow engine connection failed after an earlier event on it"}
+	// errUnprocessed is re-sent while time allows, without counting an
+	// attempt: the engine ended the connection with an earlier event's
+	// answer, and processes nothing after that answer (RFC 9112 §9.6).
+	errUnprocessed  = &kindError{kind: ErrAborted, msg: "flow engine ended the connection before this event"}
 	errUnsolicited  = &kindError{kind: ErrUnreachable, msg: "flow engine sent an answer nobody asked for"}
 	errIdleOrClosed = errors.New("idle connection closed")
+	// errEngineClosed is the cause of a connection the engine ended
+	// with an answer: every call still queued gets errUnprocessed.
+	errEngineClosed = errors.New("flow engine ended the connection with an answer")
 )
 
 func newPipeline(h *HTTP, u string, host string, cfg Config) *pipeline {
@@ -145,8 +157,8 @@ func appendHeader(b, name, value []byte) []byte {
 }
 
 // forward sends one event and waits for its answer; it returns the
-// engine's status, or an error. errNotWritten and dial errors may be
-// retried.
+// engine's status, or an error. errNotWritten, errUnprocessed and dial
+// errors may be retried.
 func (p *pipeline) forward(eventID, loop, event []byte, deadline time.Time) (int, error) {
 	pc, err := p.conn(deadline)
 	if err != nil {
@@ -275,8 +287,12 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 	p := pc.p
 	pc.mu.Lock()
 	if pc.err != nil || pc.draining {
+		err := errNotWritten
+		if pc.err == errEngineClosed {
+			err = errUnprocessed
+		}
 		pc.mu.Unlock()
-		return errNotWritten
+		return err
 	}
 	b := append(pc.buf, p.head...)
 	b = appendHeader(b, headerIdempotencyKey, eventID)
@@ -417,7 +433,12 @@ func (pc *pconn) read() {
 		case err != nil:
 			pc.failBlamed(err, true)
 		case resp.ConnectionClose():
-			pc.failLocked(fasthttp.ErrConnectionClosed)
+			// The engine ends the connection with this answer (by
+			// Connection: close, or as HTTP/1.0 without keep-alive),
+			// as servers do after so many requests, and processes
+			// nothing after it (RFC 9112 §9.6): the events behind
+			// it are sent again, and nobody is blamed.
+			pc.failLocked(errEngineClosed)
 		case pc.queued() > 0:
 			_ = pc.c.SetReadDeadline(pc.queue[pc.qhead].deadline)
 		case pc.draining:
@@ -445,8 +466,10 @@ func (pc *pconn) read() {
 // failLocked closes the connection and fails every call still queued:
 // those whose bytes never reached the kernel with errNotWritten, so they
 // are re-sent elsewhere; the oldest written one with what happened, unless
-// an answered call already got it (blamed); the rest as aborted. pc.mu is
-// held.
+// an answered call already got it (blamed); the rest as aborted. When the
+// engine ended the connection with an answer (errEngineClosed), every
+// call queued gets errUnprocessed: none was processed, and none is to
+// blame. pc.mu is held.
 func (pc *pconn) failLocked(cause error) { pc.failBlamed(cause, false) }
 
 func (pc *pconn) failBlamed(cause error, blamed bool) {
@@ -463,6 +486,8 @@ func (pc *pconn) failBlamed(cause error, blamed bool) {
 		c := pc.queue[i]
 		pc.queue[i] = nil
 		switch {
+		case cause == errEngineClosed:
+			c.err = errUnprocessed
 		case i >= len(pc.queue)-pc.unwritten:
 			c.err = errNotWritten
 		case i == pc.qhead && !blamed:

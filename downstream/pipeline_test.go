@@ -561,3 +561,98 @@ func TestPipelineAnsweredWriterHandsOffNextWrite(t *testing.T) {
 		t.Error("second event, never read: accepted")
 	}
 }
+
+// TestPipelineEngineEndsConnection: an engine that ends a keep-alive
+// connection after so many requests (Apache's MaxKeepAliveRequests,
+// nginx's keepalive_requests, fasthttp's MaxRequestsPerConn) answers the
+// last with Connection: close, and one that speaks HTTP/1.0 answers every
+// request so; either way it processes nothing after that answer (RFC 9112
+// §9.6). The events written or held back behind it are sent again on a
+// new connection, so none fails, and the engine still receives each once.
+func TestPipelineEngineEndsConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		serve func(t *testing.T, ln net.Listener, received func(key string))
+	}{
+		{"Connection: close after 2 requests", func(t *testing.T, ln net.Listener, received func(string)) {
+			srv := &fasthttp.Server{
+				Logger:             quietLogger{},
+				MaxRequestsPerConn: 2,
+				Handler: func(ctx *fasthttp.RequestCtx) {
+					received(string(ctx.Request.Header.Peek("Idempotency-Key")))
+					time.Sleep(10 * time.Millisecond)
+				},
+			}
+			done := make(chan struct{})
+			go func() { defer close(done); _ = srv.Serve(ln) }()
+			t.Cleanup(func() { _ = srv.Shutdown(); <-done })
+		}},
+		{"HTTP/1.0, one request per connection", func(t *testing.T, ln net.Listener, received func(string)) {
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func() {
+						defer c.Close()
+						req, err := http.ReadRequest(bufio.NewReader(c))
+						if err != nil {
+							return
+						}
+						_, _ = io.Copy(io.Discard, req.Body)
+						received(req.Header.Get("Idempotency-Key"))
+						_, _ = c.Write([]byte("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"))
+						// A lingering close: closing with requests unread
+						// would reset the connection, which may cost the
+						// client the answer before it reads it.
+						_ = c.(*net.TCPConn).CloseWrite()
+						_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+						_, _ = io.Copy(io.Discard, c)
+					}()
+				}
+			}()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			transports(t, func(t *testing.T, pl int) {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+				var mu sync.Mutex
+				got := map[string]int{}
+				tc.serve(t, ln, func(key string) {
+					mu.Lock()
+					got[key]++
+					mu.Unlock()
+				})
+				h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + ln.Addr().String() + "/", MaxConns: 1, Timeout: 20 * time.Second})
+				const n = 20
+				var wg sync.WaitGroup
+				var failed atomic.Int64
+				for i := range n {
+					wg.Go(func() {
+						if err := h.Forward([]byte("ev-"+strconv.Itoa(i)), nil, []byte(testEvent), time.Now()); err != nil {
+							if failed.Add(1) <= 3 {
+								t.Errorf("ev-%d against an engine that ends connections: %v", i, err)
+							}
+						}
+					})
+				}
+				wg.Wait()
+				mu.Lock()
+				defer mu.Unlock()
+				if len(got) != n {
+					t.Errorf("engine received %d distinct events; want %d", len(got), n)
+				}
+				for k, c := range got {
+					if c != 1 {
+						t.Errorf("engine received %s %d times; want once", k, c)
+					}
+				}
+			})
+		})
+	}
+}
