@@ -170,7 +170,11 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 // dial establishes a connection, including the TLS handshake, and marks
 // every failure as a dialError.
 func (h *HTTP) dial(addr string, timeout time.Duration) (net.Conn, error) {
-	if timeout <= 0 {
+	switch {
+	case timeout < 0:
+		// A deadline already past: no time to dial in.
+		return nil, &dialError{err: fasthttp.ErrDialTimeout}
+	case timeout == 0:
 		// fasthttp passes 0 when it dials for a Forward queued for a
 		// free connection; that Forward's own wait is bounded anyway.
 		timeout = h.timeout

@@ -666,3 +666,23 @@ func testHTTPMalformedAnswerQuotesNothing(t *testing.T, pl int) {
 		})
 	}
 }
+
+// TestHTTPDialPastDeadline: a dial whose deadline has passed is a timeout
+// at once, not a dial with the whole Config.Timeout (0 is fasthttp's "no
+// deadline" and still gets it).
+func TestHTTPDialPastDeadline(t *testing.T) {
+	e := startEngine(t, "127.0.0.1:0", answer(200))
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/"})
+	c, err := h.dial(h.client.Addr, -time.Millisecond)
+	if err == nil {
+		c.Close()
+		t.Fatal("dial with its deadline past connected")
+	}
+	if err := h.classify(err); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("dial with its deadline past: %v; want a timeout", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := e.maxOpen.Load(); n != 0 {
+		t.Fatalf("engine saw %d connections; want none", n)
+	}
+}
