@@ -431,25 +431,12 @@ func TestHTTPIPv6(t *testing.T) {
 // An engine whose certificate is not trusted: the handshake fails before
 // any request byte is written, so the failure counts as a failed dial.
 func TestHTTPSUntrustedEngine(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair, cert := selfSigned(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsLn := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	tlsLn := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}})
 	e := serveEngine(t, tlsLn, answer(200))
 	_, port, _ := net.SplitHostPort(e.addr)
 	h := openHTTP(t, Config{URL: "https://localhost:" + port + "/in", DialAttempts: 2, DialRetryDelay: 10 * time.Millisecond})
@@ -466,10 +453,6 @@ func TestHTTPSUntrustedEngine(t *testing.T) {
 	}
 
 	// Once the engine's certificate is trusted, the same engine accepts.
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h.tls.RootCAs = x509.NewCertPool()
 	h.tls.RootCAs.AddCert(cert)
 	if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
@@ -663,6 +646,108 @@ func testHTTPMalformedAnswerQuotesNothing(t *testing.T, pl int) {
 					t.Errorf("error quotes %q: %.300s", secret, msg)
 				}
 			}
+		})
+	}
+}
+
+// selfSigned returns a certificate for localhost and its parsed form, for
+// an engine that serves https.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.Certificate) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, cert
+}
+
+// slowHandshakeListener delays the first read of every accepted connection,
+// so a TLS client's handshake (part of the sink's dial) takes that long.
+type slowHandshakeListener struct {
+	net.Listener
+	delay time.Duration
+}
+
+func (l slowHandshakeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &slowFirstRead{Conn: c, delay: l.delay}, nil
+}
+
+type slowFirstRead struct {
+	net.Conn
+	delay time.Duration
+	once  sync.Once
+}
+
+func (c *slowFirstRead) Read(b []byte) (int, error) {
+	c.once.Do(func() { time.Sleep(c.delay) })
+	return c.Conn.Read(b)
+}
+
+// TestHTTPSharedDialKeepsEachDeadline: Forwards that arrive while a
+// connection is being dialed (TCP and TLS handshake) wait for that dial,
+// each only until its own deadline, and the dial is not cut short by the
+// deadline of the Forward that started it: one whose deadline is earlier
+// returns by it, and one whose deadline is later is not failed with the
+// opener's timeout (which would count against the engine).
+func TestHTTPSharedDialKeepsEachDeadline(t *testing.T) {
+	pair, cert := selfSigned(t)
+	const timeout = 2 * time.Second
+	for _, tc := range []struct {
+		name       string
+		handshake  time.Duration
+		openerLeft time.Duration // time left to the Forward that dials
+		left       time.Duration // time left to the one that joins it
+		ok         bool
+	}{
+		{"joiner's deadline before the dial ends", time.Second, timeout, 150 * time.Millisecond, false},
+		{"opener's deadline before the dial ends", 300 * time.Millisecond, 100 * time.Millisecond, timeout, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			transports(t, func(t *testing.T, pl int) {
+				ln, err := net.Listen("tcp4", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tlsLn := tls.NewListener(slowHandshakeListener{ln, tc.handshake}, &tls.Config{Certificates: []tls.Certificate{pair}})
+				e := serveEngine(t, tlsLn, answer(200))
+				_, port, _ := net.SplitHostPort(e.addr)
+				h := openHTTP(t, Config{Pipeline: pl, URL: "https://localhost:" + port + "/", Timeout: timeout, DialAttempts: 1})
+				h.tls.RootCAs = x509.NewCertPool()
+				h.tls.RootCAs.AddCert(cert)
+				go func() {
+					_ = h.Forward([]byte("opener"), nil, []byte(testEvent), time.Now().Add(tc.openerLeft-timeout))
+				}()
+				time.Sleep(20 * time.Millisecond)
+				called := time.Now()
+				err = h.Forward([]byte("joiner"), nil, []byte(testEvent), called.Add(tc.left-timeout))
+				d := time.Since(called)
+				t.Logf("Forward with %s left: %v after %s", tc.left, err, d)
+				switch {
+				case tc.ok && err != nil:
+					t.Errorf("Forward with %s left, engine handshakes in %s: %v; want accepted", tc.left, tc.handshake, err)
+				case !tc.ok && (!errors.Is(err, ErrTimeout) || d > tc.left+350*time.Millisecond):
+					t.Errorf("Forward with %s left, engine handshakes in %s: %v after %s; want a timeout by its deadline",
+						tc.left, tc.handshake, err, d)
+				}
+			})
 		})
 	}
 }

@@ -19,19 +19,19 @@ import (
 // The buffer is written at once when nothing written on the connection
 // is still unanswered; otherwise it waits for the next answer, which
 // wakes the oldest Forward held back to write it — everything appended
-// meanwhile in one write, under that Forward's own deadline, the batch's
-// earliest. A write during which everything written is answered hands
-// the next one to the oldest held back likewise: no Forward writes
-// after its own bytes are out, so none outlasts its deadline for
-// another's write. The engine answers in order, so an event held back while the
-// engine works on those before it is answered no later than if it had
-// been written at once (a fasthttp engine holds its answers until it has
-// read everything buffered anyway), and under load each write carries
-// every event that arrived during the last round trip: the engine reads
-// them in one read and, if it is a fasthttp or similar server, answers
-// them in one write. Writing as each event arrived cost a write per event
-// at any load, a fifth of the gateway's CPU. One reader per connection
-// parses the answers in order and hands each to its Forward.
+// meanwhile in one write, under the batch's earliest deadline. A write
+// during which everything written is answered hands the next one to the
+// oldest held back likewise: no Forward writes after its own bytes are
+// out, so none outlasts its deadline for another's write. The engine
+// answers in order, so an event held back while the engine works on
+// those before it is answered no later than if it had been written at
+// once (a fasthttp engine holds its answers until it has read everything
+// buffered anyway), and under load each write carries every event that
+// arrived during the last round trip: the engine reads them in one read
+// and, if it is a fasthttp or similar server, answers them in one write.
+// Writing as each event arrived cost a write per event at any load, a
+// fifth of the gateway's CPU. One reader per connection parses the
+// answers in order and hands each to its Forward.
 //
 // An event goes to the connection with the fewest in flight; another
 // connection is opened when every one already has Config.Pipeline in
@@ -39,11 +39,16 @@ import (
 // than a longer queue on one.
 //
 // What it keeps of the one-at-a-time client's promises:
-//   - Nothing past a Forward's deadline: the reader's read deadline is the
-//     oldest event's deadline, and a write's the earliest of its batch.
-//     Answers come in order, so when the oldest event times out every
-//     event written behind it on that connection fails too (ErrAborted),
-//     and the connection is closed.
+//   - Nothing past a Forward's deadline: each waits for its connection's
+//     dial, and for its answer, only until its own deadline (a timer per
+//     call), since the connection's deadlines serve others too: a dial's
+//     is Config.Timeout, a write's the earliest of its batch, the
+//     reader's the oldest event's. Answers come in order, so when an
+//     event written times out, every other event written on that
+//     connection fails too (ErrAborted), and the connection is closed;
+//     one held back is cut out of the buffer and never sent. Deadlines on
+//     a connection mostly come in order, but an event that began before
+//     the call, or is re-sent, may be behind one with a later deadline.
 //   - A request is re-sent only if none of its bytes was handed to the
 //     kernel: an event still held back when its connection failed is sent
 //     on another connection if its deadline leaves time (like a failed
@@ -97,18 +102,27 @@ type pconn struct {
 	draining  bool // closed sink: close once the queue is empty
 }
 
-// pcall is one Forward waiting for its answer.
+// pcall is one Forward waiting for its answer. Its fields other than
+// done and timer are guarded by its connection's mu while it is queued.
 type pcall struct {
-	// done (capacity 2) is signalled once with the answer or failure,
-	// and before that, at most once, to write (flush is set).
+	// done (capacity 2) is signalled once with the answer or failure
+	// (resolved is set), and before that, at most once, to write (flush
+	// is set).
 	done     chan struct{}
 	deadline time.Time
+	// timer fires at deadline: the Forward gives up then, wherever its
+	// event is, since the connection's deadlines are those of others.
+	timer    *time.Timer
 	status   int
 	err      error
+	resolved bool
 	// flush: the reader, or a writer whose events were all answered
 	// during its write, woke this call, the oldest held back, to write
 	// the connection's unwritten requests (writing is set for it).
 	flush bool
+	// off is where the request starts in the connection's buf while
+	// it is unwritten.
+	off int
 }
 
 // Largest buffer a connection keeps between writes.
@@ -144,7 +158,11 @@ func newPipeline(h *HTTP, u string, host string, cfg Config) *pipeline {
 		b = appendHeader(b, headerAuthorization, h.auth)
 	}
 	p.head = b
-	p.calls.New = func() any { return &pcall{done: make(chan struct{}, 2)} }
+	p.calls.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return &pcall{done: make(chan struct{}, 2), timer: t}
+	}
 	return p
 }
 
@@ -159,38 +177,118 @@ func appendHeader(b, name, value []byte) []byte {
 // forward sends one event and waits for its answer; it returns the
 // engine's status, or an error. errNotWritten, errUnprocessed and dial
 // errors may be retried.
+//
+// It returns by deadline, whatever the connection's deadlines, which
+// serve other events too (see pipeline): deadlines on one connection
+// need not come in order, since an event may have begun before the call
+// (start) or be re-sent.
 func (p *pipeline) forward(eventID, loop, event []byte, deadline time.Time) (int, error) {
-	pc, err := p.conn(deadline)
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return 0, fasthttp.ErrTimeout
+	}
+	pc, err := p.conn()
 	if err != nil {
 		return 0, err
 	}
 	defer pc.inflight.Add(-1)
-	<-pc.ready
+	c := p.calls.Get().(*pcall)
+	defer p.calls.Put(c)
+	c.timer.Reset(wait)
+	defer c.timer.Stop()
+	select {
+	case <-pc.ready:
+	case <-c.timer.C:
+		// The dial goes on for the others waiting for it.
+		return 0, fasthttp.ErrTimeout
+	}
 	if pc.dialErr != nil {
 		return 0, pc.dialErr
 	}
-	c := p.calls.Get().(*pcall)
-	c.deadline, c.status, c.err, c.flush = deadline, 0, nil, false
+	c.deadline, c.status, c.err, c.resolved, c.flush = deadline, 0, nil, false, false
 	if err := pc.send(c, eventID, loop, event); err != nil {
-		p.calls.Put(c)
 		return 0, err
 	}
-	for <-c.done; c.flush; <-c.done {
+	for {
+		select {
+		case <-c.done:
+		case <-c.timer.C:
+			pc.mu.Lock()
+			if !c.resolved {
+				pc.expireLocked(c)
+			}
+			pc.mu.Unlock()
+			<-c.done
+		}
+		if !c.flush {
+			return c.status, c.err
+		}
 		c.flush = false
 		pc.mu.Lock()
 		pc.writeLocked()
 		pc.mu.Unlock()
 	}
-	status, err := c.status, c.err
-	p.calls.Put(c)
-	return status, err
+}
+
+// expireLocked gives up on c, unresolved at its deadline, and resolves
+// it with a timeout. Unwritten, it is cut out, so it is never sent, and a
+// write it was woken for passes to the next held back. Written and the
+// oldest, it is left to the reader, whose deadline is c's and which tells
+// a status that came in time from none (answered). Written behind
+// another, its answer cannot be told from the others but by its place,
+// so the connection fails: the others as aborted or not written, none
+// blamed but c. pc.mu is held.
+func (pc *pconn) expireLocked(c *pcall) {
+	for i := len(pc.queue) - pc.unwritten; i < len(pc.queue); i++ {
+		if pc.queue[i] == c {
+			pc.cutLocked(i)
+			if c.flush {
+				c.flush = false
+				<-c.done // one of the two signals: c is not to write
+				pc.writing = false
+				pc.flushLocked()
+			}
+			return
+		}
+	}
+	if pc.queue[pc.qhead] == c {
+		return
+	}
+	pc.failBlamed(fasthttp.ErrTimeout, true)
+	c.err = fasthttp.ErrTimeout
+}
+
+// cutLocked takes the unwritten call queue[i], whose deadline has
+// passed, out of the queue and its request out of buf, and resolves it
+// with a timeout. pc.mu is held.
+func (pc *pconn) cutLocked(i int) {
+	c := pc.queue[i]
+	end := len(pc.buf)
+	if i+1 < len(pc.queue) {
+		end = pc.queue[i+1].off
+	}
+	n := end - c.off
+	pc.buf = append(pc.buf[:c.off], pc.buf[end:]...)
+	for _, x := range pc.queue[i+1:] {
+		x.off -= n
+	}
+	copy(pc.queue[i:], pc.queue[i+1:])
+	pc.queue[len(pc.queue)-1] = nil
+	pc.queue = pc.queue[:len(pc.queue)-1]
+	pc.unwritten--
+	if pc.queued() == 0 {
+		// Its deadline may be the reader's: idle, rather than closed.
+		_ = pc.c.SetReadDeadline(time.Now().Add(pc.p.idle))
+	}
+	c.resolved, c.err = true, fasthttp.ErrTimeout
+	c.done <- struct{}{}
 }
 
 // conn picks the connection with the fewest Forwards on it, or starts
 // one when each has depth and there is room, and counts the caller on it.
 // A connection still being dialed is picked like the others; its callers
-// wait for the dial.
-func (p *pipeline) conn(deadline time.Time) (*pconn, error) {
+// wait for the dial, each until its own deadline.
+func (p *pipeline) conn() (*pconn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -210,14 +308,17 @@ func (p *pipeline) conn(deadline time.Time) (*pconn, error) {
 	pc := &pconn{p: p, ready: make(chan struct{})}
 	pc.inflight.Add(1)
 	p.conns = append(p.conns, pc)
-	go pc.dial(deadline)
+	go pc.dial()
 	return pc, nil
 }
 
-// dial connects pc and starts its reader, or fails it.
-func (pc *pconn) dial(deadline time.Time) {
+// dial connects pc and starts its reader, or fails it. The dial is
+// bounded by Config.Timeout, not by the deadline of the Forward that
+// started it: the connection is for every Forward that picks it meanwhile,
+// and each waits for it only until its own deadline.
+func (pc *pconn) dial() {
 	p := pc.p
-	c, err := p.h.dial(p.h.client.Addr, time.Until(deadline))
+	c, err := p.h.dial(p.h.client.Addr, p.h.timeout)
 	if err == nil {
 		p.mu.Lock()
 		if p.closed {
@@ -233,6 +334,9 @@ func (pc *pconn) dial(deadline time.Time) {
 		close(pc.ready)
 		return
 	}
+	// Idle until an event joins, and closed if none does (those that
+	// picked it may have given up during the dial).
+	_ = c.SetReadDeadline(time.Now().Add(p.idle))
 	pc.c = c
 	close(pc.ready)
 	pc.read()
@@ -294,6 +398,7 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 		pc.mu.Unlock()
 		return err
 	}
+	c.off = len(pc.buf)
 	b := append(pc.buf, p.head...)
 	b = appendHeader(b, headerIdempotencyKey, eventID)
 	if len(loop) > 0 {
@@ -335,15 +440,28 @@ func (pc *pconn) send(c *pcall, eventID, loop, event []byte) error {
 // returns within its own deadline. The caller holds pc.mu, which is
 // released during the write, and has set writing.
 func (pc *pconn) writeLocked() {
+	// Events past their deadline are not sent: their Forwards have
+	// given up or are about to.
+	now := time.Now()
+	var wd time.Time // the batch's earliest deadline
+	for i := len(pc.queue) - pc.unwritten; i < len(pc.queue); {
+		if d := pc.queue[i].deadline; !d.After(now) {
+			pc.cutLocked(i)
+		} else {
+			if wd.IsZero() || d.Before(wd) {
+				wd = d
+			}
+			i++
+		}
+	}
 	if pc.err != nil || len(pc.buf) == 0 {
-		// Failed since this caller was woken to write.
+		// Failed since this caller was woken to write, or nothing
+		// left to write.
 		pc.writing = false
 		return
 	}
 	out := pc.buf
 	pc.buf, pc.spare = pc.spare[:0], nil
-	// The batch's earliest deadline is its oldest call's.
-	wd := pc.queue[len(pc.queue)-pc.unwritten].deadline
 	pc.unwritten = 0
 	pc.mu.Unlock()
 	err := pc.c.SetWriteDeadline(wd)
@@ -425,6 +543,7 @@ func (pc *pconn) read() {
 		c := pc.queue[pc.qhead]
 		pc.queue[pc.qhead] = nil
 		pc.qhead++
+		c.resolved = true
 		// As in the one-at-a-time client.
 		if c.status, c.err = answered(&resp, err); c.err != nil {
 			c.err = p.h.classify(c.err)
@@ -485,6 +604,7 @@ func (pc *pconn) failBlamed(cause error, blamed bool) {
 	for i := pc.qhead; i < len(pc.queue); i++ {
 		c := pc.queue[i]
 		pc.queue[i] = nil
+		c.resolved = true
 		switch {
 		case cause == errEngineClosed:
 			c.err = errUnprocessed

@@ -656,3 +656,148 @@ func TestPipelineEngineEndsConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelineResentEventKeepsItsDeadline: an event held back when its
+// connection failed is sent again on another connection, where it may be
+// held back behind an event whose deadline is later than its own. It
+// must still end at its own deadline, and unsent: the connection's read
+// deadline is the oldest event's, not its.
+func TestPipelineResentEventKeepsItsDeadline(t *testing.T) {
+	release := make(chan struct{})
+	var received sync.Map
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+		received.Store(key, true)
+		if strings.HasPrefix(key, "slow") {
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	})
+	defer close(release)
+	const timeout = 2 * time.Second
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 2, MaxConns: 2, Timeout: timeout})
+	slow1Start := time.Now()
+	go func() { _ = h.Forward([]byte("slow-1"), nil, []byte(testEvent), slow1Start) }()
+	waitConn(t, h, timeout/4, "slow-1 written and awaited", func(pc *pconn) bool {
+		return pc != nil && pc.queued() == 1 && pc.unwritten == 0 && !pc.writing
+	})
+	time.Sleep(timeout*3/10 - time.Since(slow1Start))
+	fastStart := time.Now()
+	fastErr := make(chan error, 1)
+	go func() { fastErr <- h.Forward([]byte("fast"), nil, []byte(testEvent), fastStart) }()
+	waitConn(t, h, timeout/4, "fast held back behind slow-1", func(pc *pconn) bool {
+		return pc != nil && pc.unwritten == 1
+	})
+	// slow-1's connection has 2 in flight: slow-2 opens a second one,
+	// where fast goes when slow-1 times out. slow-2's deadline is later
+	// than fast's.
+	time.Sleep(timeout*9/10 - time.Since(slow1Start))
+	go func() { _ = h.Forward([]byte("slow-2"), nil, []byte(testEvent), time.Now()) }()
+	err := <-fastErr
+	elapsed := time.Since(fastStart)
+	t.Logf("fast event: %v after %s", err, elapsed)
+	if elapsed > timeout+timeout/4 {
+		t.Errorf("fast event's Forward returned %s after its start (%v); want within its %s timeout", elapsed, err, timeout)
+	}
+	if _, ok := received.Load("fast"); ok && err != nil {
+		t.Errorf("fast event failed (%v) but was sent", err)
+	}
+}
+
+// TestPipelineHeldBackEventKeepsItsDeadline: an event may begin before
+// the call (the timeout runs from start), so one held back behind an
+// event with a later deadline must end at its own, not when the one ahead
+// is answered or times out — and is never sent after that.
+func TestPipelineHeldBackEventKeepsItsDeadline(t *testing.T) {
+	transports(t, func(t *testing.T, pl int) {
+		release := make(chan struct{})
+		var received sync.Map
+		e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+			key := string(ctx.Request.Header.Peek("Idempotency-Key"))
+			received.Store(key, true)
+			if key == "slow" {
+				select {
+				case <-release:
+				case <-time.After(10 * time.Second):
+				}
+			}
+		})
+		const timeout, left = 2 * time.Second, 200 * time.Millisecond
+		h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/", MaxConns: 1, Timeout: timeout})
+		slowErr := make(chan error, 1)
+		go func() { slowErr <- h.Forward([]byte("slow"), nil, []byte(testEvent), time.Now()) }()
+		for end := time.Now().Add(timeout / 2); ; time.Sleep(2 * time.Millisecond) {
+			if _, ok := received.Load("slow"); ok {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatal("the slow event never reached the engine")
+			}
+		}
+		called := time.Now()
+		err := h.Forward([]byte("late"), nil, []byte(testEvent), called.Add(left-timeout))
+		d := time.Since(called)
+		t.Logf("event with %s left: %v after %s", left, err, d)
+		if !errors.Is(err, ErrTimeout) || d > left+timeout/5 {
+			t.Errorf("event with %s left behind a slow one: %v after %s; want a timeout within its deadline", left, err, d)
+		}
+		close(release)
+		if err := <-slowErr; err != nil {
+			t.Errorf("slow event, answered in time: %v", err)
+		}
+		if _, ok := received.Load("late"); ok {
+			t.Error("the event that timed out held back was sent after all")
+		}
+	})
+}
+
+// TestPipelineWrittenEventKeepsItsDeadline: events held back leave
+// together, so one whose deadline is earlier than the oldest's can be
+// written behind it. Its answer cannot be told from the others' but by
+// its place, so at its deadline its connection fails: it with a timeout,
+// the one ahead as aborted (its failure says nothing of the engine).
+func TestPipelineWrittenEventKeepsItsDeadline(t *testing.T) {
+	first := make(chan struct{})
+	testDone := make(chan struct{})
+	defer close(testDone)
+	e := startEngine(t, "127.0.0.1:0", func(ctx *fasthttp.RequestCtx) {
+		switch string(ctx.Request.Header.Peek("Idempotency-Key")) {
+		case "first":
+			<-first
+		case "long":
+			<-testDone
+		}
+	})
+	const timeout, left = 10 * time.Second, 2 * time.Second
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", Pipeline: 16, MaxConns: 1, Timeout: timeout})
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- h.Forward([]byte("first"), nil, []byte(testEvent), time.Now()) }()
+	waitConn(t, h, timeout/4, "the first event written and awaited", func(pc *pconn) bool {
+		return pc != nil && pc.queued() == 1 && pc.unwritten == 0 && !pc.writing
+	})
+	longErr := make(chan error, 1)
+	go func() { longErr <- h.Forward([]byte("long"), nil, []byte(testEvent), time.Now()) }()
+	waitConn(t, h, timeout/4, "the long event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
+	shortStart := time.Now().Add(left - timeout)
+	shortErr := make(chan error, 1)
+	go func() { shortErr <- h.Forward([]byte("short"), nil, []byte(testEvent), shortStart) }()
+	waitConn(t, h, left/2, "the short event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 2 })
+	close(first)
+	if err := <-firstErr; err != nil {
+		t.Fatalf("first event: %v", err)
+	}
+	waitConn(t, h, left/2, "the long and short events written together", func(pc *pconn) bool {
+		return pc != nil && pc.queued() == 2 && pc.unwritten == 0 && !pc.writing
+	})
+	err := <-shortErr
+	d := time.Since(shortStart)
+	t.Logf("short event, written behind the long one: %v after %s", err, d)
+	if !errors.Is(err, ErrTimeout) || d > timeout+timeout/20 {
+		t.Errorf("short event, written behind a long one: %v %s after its start; want a timeout within its %s", err, d, timeout)
+	}
+	if err := <-longErr; !errors.Is(err, ErrAborted) {
+		t.Errorf("long event, on the connection that failed for the short one: %v; want aborted", err)
+	}
+}
