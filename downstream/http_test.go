@@ -480,23 +480,13 @@ func testHTTPStatusThenHangIsAccepted(t *testing.T, pl int) {
 		{"silence", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
+			addr := serveOnce(t, func(c net.Conn) {
 				buf := make([]byte, 4096)
 				c.Read(buf)
 				c.Write([]byte(tc.head))
 				time.Sleep(2 * time.Second)
-			}()
-			s, err := Open(Config{Pipeline: pl, URL: "http://" + ln.Addr().String() + "/e", Timeout: 300 * time.Millisecond})
+			})
+			s, err := Open(Config{Pipeline: pl, URL: "http://" + addr + "/e", Timeout: 300 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -611,17 +601,7 @@ func testHTTPMalformedAnswerQuotesNothing(t *testing.T, pl int) {
 		{"secret in a header line", func([]byte) []byte { return []byte("HTTP/1.1 200 OK\r\nX-Token s3cret\r\n\r\n") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
+			addr := serveOnce(t, func(c net.Conn) {
 				var raw bytes.Buffer
 				req, err := http.ReadRequest(bufio.NewReader(io.TeeReader(c, &raw)))
 				if err != nil {
@@ -630,10 +610,10 @@ func testHTTPMalformedAnswerQuotesNothing(t *testing.T, pl int) {
 				_, _ = io.Copy(io.Discard, req.Body)
 				_, _ = c.Write(tc.answer(raw.Bytes()))
 				time.Sleep(time.Second)
-			}()
-			h := openHTTP(t, Config{Pipeline: pl, URL: "http://hook:s3cret@" + ln.Addr().String() + "/in?token=s3cret",
+			})
+			h := openHTTP(t, Config{Pipeline: pl, URL: "http://hook:s3cret@" + addr + "/in?token=s3cret",
 				Timeout: 2 * time.Second, DialAttempts: 1})
-			err = h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
+			err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 			if err == nil {
 				t.Fatal("Forward = nil; want the malformed answer refused")
 			}
@@ -770,4 +750,25 @@ func TestHTTPDialPastDeadline(t *testing.T) {
 	if n := e.maxOpen.Load(); n != 0 {
 		t.Fatalf("engine saw %d connections; want none", n)
 	}
+}
+
+// serveOnce listens on loopback until the test ends, hands the first
+// connection to serve and closes it after, and returns the address: an
+// engine that answers with raw bytes.
+func serveOnce(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		serve(c)
+	}()
+	return ln.Addr().String()
 }
