@@ -67,6 +67,7 @@ type HTTP struct {
 	failures    atomic.Uint64
 	timeouts    atomic.Uint64
 	dialRetries atomic.Uint64
+	resent      atomic.Uint64
 }
 
 var _ Sink = (*HTTP)(nil)
@@ -239,6 +240,7 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 			// end several before this event's turn; the deadline
 			// bounds the rounds.
 			if time.Until(deadline) > 0 {
+				h.resent.Add(1)
 				continue
 			}
 			break
@@ -381,8 +383,13 @@ type HTTPStats struct {
 	// Timeouts is the number of failures that were timeouts.
 	Timeouts uint64
 	// DialRetries is the number of connection attempts re-made after a
-	// failed one.
+	// failed one, and of events sent again because none of their bytes
+	// was written.
 	DialRetries uint64
+	// Resent is the number of events sent again because the engine ended
+	// their pipelined connection with an earlier event's answer (see
+	// HTTP).
+	Resent uint64
 	// Conns is the number of connections open now.
 	Conns int
 }
@@ -394,6 +401,7 @@ func (h *HTTP) Stats() HTTPStats {
 		Failures:    h.failures.Load(),
 		Timeouts:    h.timeouts.Load(),
 		DialRetries: h.dialRetries.Load(),
+		Resent:      h.resent.Load(),
 		Conns:       h.conns(),
 	}
 }

@@ -642,6 +642,9 @@ func TestPipelineEngineEndsConnection(t *testing.T) {
 					})
 				}
 				wg.Wait()
+				if r := h.Stats().Resent; pl > 1 && r == 0 {
+					t.Error("no event counted as sent again behind a closing answer")
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				if len(got) != n {

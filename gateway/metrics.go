@@ -187,6 +187,8 @@ func (m *metrics) registerSink(fwd Forwarder) {
 	case *downstream.HTTP:
 		f.gaugeFunc("hookgate_downstream_connections", "Open connections to the flow engine.", func() float64 { return float64(s.Stats().Conns) })
 		f.counterFunc("hookgate_downstream_requests_total", "Requests sent to the flow engine.", func() float64 { return float64(s.Stats().Requests) })
+		f.counterFunc("hookgate_downstream_retries_total", "Hand-overs tried again on a new connection: after a failed dial, or for an event none of whose bytes was written.", func() float64 { return float64(s.Stats().DialRetries) })
+		f.counterFunc("hookgate_downstream_resent_total", "Events sent again because the flow engine ended their pipelined connection with an earlier event's answer.", func() float64 { return float64(s.Stats().Resent) })
 	}
 }
 

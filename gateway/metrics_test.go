@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/cluster"
+	"github.com/hookgate/hookgate/downstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -100,6 +101,32 @@ func TestClusterMetrics(t *testing.T) {
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (exported: %v), want %v", name, v, ok, want)
+		}
+	}
+}
+
+// TestDownstreamMetrics: an HTTP flow engine's counters are exported,
+// retries and re-sends among them.
+func TestDownstreamMetrics(t *testing.T) {
+	s, err := downstream.Open(downstream.Config{URL: "http://127.0.0.1:9/events"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	m := newMetrics()
+	m.registerSink(s)
+	mfs, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = true
+	}
+	for _, name := range []string{"hookgate_downstream_connections", "hookgate_downstream_requests_total",
+		"hookgate_downstream_retries_total", "hookgate_downstream_resent_total"} {
+		if !got[name] {
+			t.Errorf("%s is not exported", name)
 		}
 	}
 }
