@@ -155,6 +155,9 @@ func Open(cfg Config) (Sink, error) {
 	}
 	switch u.Scheme {
 	case "http", "https":
+		if SplitUserinfo(u) {
+			return nil, errUserinfoSplit
+		}
 		return newHTTP(u, cfg)
 	case "":
 		return nil, errors.New(`downstream.url: missing scheme; want "http://…", "https://…" or "file:<path>"`)
@@ -162,6 +165,24 @@ func Open(cfg Config) (Sink, error) {
 		return nil, fmt.Errorf("downstream.url: unsupported scheme %q", u.Scheme)
 	}
 }
+
+// SplitUserinfo reports whether u looks like a URL whose password held a
+// '/' or '?' that was not percent-encoded: then url.Parse takes the user
+// name and the password's start for the host and port, and the rest for
+// the path (or query), whose first segment then holds the '@'. Events
+// would go to that "host" without authorization, and a dial error would
+// quote it.
+func SplitUserinfo(u *url.URL) bool {
+	if u.User != nil {
+		return false
+	}
+	first, _, _ := strings.Cut(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	return strings.Contains(first, "@") || u.EscapedPath() == "" && strings.Contains(u.RawQuery, "@")
+}
+
+// errUserinfoSplit is Open's error for a URL SplitUserinfo finds.
+var errUserinfoSplit = errors.New(`downstream.url: an '@' follows the host, as when a password holds an unencoded "/" or "?" (not quoted); ` +
+	`percent-encode "/", "?", "#", "@" and "%" in the user name and password as %2F, %3F, %23, %40 and %25`)
 
 // errUserinfo is Open's error for a URL with userinfo that does not parse.
 var errUserinfo = errors.New(`downstream.url: cannot parse (not quoted, as it has a user name or password); ` +

@@ -27,6 +27,10 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 		{"password with question mark", Config{URL: "http://hook:s3cr?et@127.0.0.1/"}, errUserinfo.Error()},
 		{"password with hash", Config{URL: "http://hook:s3cr#et@127.0.0.1/"}, errUserinfo.Error()},
 		{"password with bad escape", Config{URL: "http://hook:s3%cret@127.0.0.1/"}, errUserinfo.Error()},
+		// These parse: the user name and the password's digits become a
+		// host and port, the rest a path or query.
+		{"digits, then a slash in the password", Config{URL: "http://hook:1234/s3cret@engine/in"}, errUserinfoSplit.Error()},
+		{"digits, then a question mark in the password", Config{URL: "http://hook:1234?s3cret@engine"}, errUserinfoSplit.Error()},
 		{"file without path", Config{URL: "file:"}, `downstream.url: "file:" needs a path, e.g. "file:data/events.jsonl"`},
 		{"file on another host", Config{URL: "file://nas/events.jsonl"}, `downstream.url: file URL names host "nas"; only local files are supported`},
 		{"negative timeout", Config{URL: "http://engine/", Timeout: -time.Second}, "downstream.timeout: must not be negative, got -1s"},
@@ -49,6 +53,18 @@ func TestOpenRefusesBadConfig(t *testing.T) {
 				t.Fatalf("error %q leaks a secret", err)
 			}
 		})
+	}
+}
+
+// TestOpenTakesAtInThePath: an '@' past the path's first segment, or in
+// the query of a URL with a path, is the engine's own.
+func TestOpenTakesAtInThePath(t *testing.T) {
+	for _, u := range []string{"http://engine/users/a@b", "http://engine/in?notify=ops@example.com", "http://hook:s3cret@engine/in"} {
+		s, err := Open(Config{URL: u})
+		if err != nil {
+			t.Fatalf("Open(%q): %v", u, err)
+		}
+		s.Close()
 	}
 }
 

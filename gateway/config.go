@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fastjson"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/hookgate/hookgate/downstream"
 	"github.com/hookgate/hookgate/matcher"
 	"github.com/hookgate/hookgate/signature"
 )
@@ -516,8 +517,11 @@ func (v *validator) downstream(d *Downstream) {
 		}
 	case strings.HasPrefix(d.URL, "http://"), strings.HasPrefix(d.URL, "https://"):
 		u, err := url.Parse(d.URL)
-		if err != nil || u.Host == "" {
+		switch {
+		case err != nil || u.Host == "":
 			v.addf("downstream.url", "%q is not a valid URL", RedactURL(d.URL))
+		case downstream.SplitUserinfo(u):
+			v.addf("downstream.url", `an '@' follows the host, as when a password holds an unencoded "/" or "?" (not quoted); percent-encode it`)
 		}
 	default:
 		v.addf("downstream.url", "%q: use http://, https:// or file:<path>", RedactURL(d.URL))

@@ -65,6 +65,7 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"rps above table", automation(`, rps: 60`), "tables[0].automations[0].rps: 60 is above its table's 50 req/s"},
 		{"loop url", automation(`, http_step_urls: ["https://gw.example/webhook/flow/` + goodToken + `"]`), `tables[0].automations[0].http_step_urls[0]: calls automation "a"'s own webhook`},
 		{"downstream", "downstream: {url: ftp://x}\n" + automation(""), `downstream.url: "ftp://x": use http://, https:// or file:<path>`},
+		{"password with a slash", "downstream: {url: \"http://hook:1234/s3cret@engine/in\"}\n" + automation(""), `downstream.url: an '@' follows the host`},
 		{"socket on file", "downstream: {socket: /run/engine.sock}\n" + automation(""), `downstream.socket: "/run/engine.sock" needs an http:// downstream.url, got "file:data/events.jsonl"`},
 		{"socket on https", "downstream: {url: \"https://u:pw@engine/in\", socket: /run/engine.sock}\n" + automation(""), `downstream.socket: "/run/engine.sock" needs an http:// downstream.url, got "https://engine/in"`},
 		{"pipeline", "downstream: {pipeline: -2}\n" + automation(""), "downstream.pipeline: -2 must be between 1 and 1024"},
