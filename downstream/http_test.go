@@ -757,11 +757,7 @@ func TestHTTPDialPastDeadline(t *testing.T) {
 // engine that answers with raw bytes.
 func serveOnce(t *testing.T, serve func(c net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
+	ln := listenLoopback(t)
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
@@ -771,4 +767,15 @@ func serveOnce(t *testing.T, serve func(c net.Conn)) string {
 		serve(c)
 	}()
 	return ln.Addr().String()
+}
+
+// listenLoopback listens on a free loopback port until the test ends.
+func listenLoopback(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
 }

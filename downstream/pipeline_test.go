@@ -228,11 +228,7 @@ func TestPipelineHoldsBackWhileAwaiting(t *testing.T) {
 // must not wait for it: done by the answered Forward, it would have
 // returned only when the held-back event timed out, past its own deadline.
 func TestPipelineAnsweredReturnsAtOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t)
 	// The first event's timeout is long, so a busy machine under -race
 	// never times it out; the big one's deadline is bigWindow from its
 	// start, and the bug made the first Forward wait for it.
@@ -329,11 +325,7 @@ func bigEvent() []byte { return []byte(`{"pad":"` + strings.Repeat("x", 64<<20) 
 // again on a new connection — and it reaches the engine there only, while
 // the first event is never re-sent.
 func TestPipelineResendsOnlyUnwritten(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t)
 	accepted := make(chan net.Conn, 4)
 	go func() {
 		for {
@@ -410,11 +402,7 @@ func TestPipelineResendsOnlyUnwritten(t *testing.T) {
 // held-back event fails as not written (re-sent, were attempts left), and
 // the Forward whose write was under way returns without a panic.
 func TestPipelineUnsolicitedAnswerFailsConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t)
 	sendAnswers := make(chan struct{})
 	var gotMu sync.Mutex
 	var got strings.Builder // everything the engine read
@@ -508,11 +496,7 @@ func TestPipelineUnsolicitedAnswerFailsConnection(t *testing.T) {
 // engine stops reading after the first event, and writing the second,
 // whose deadline is later, kept the first Forward past its own deadline.
 func TestPipelineAnsweredWriterHandsOffNextWrite(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t)
 	const timeout = 6 * time.Second
 	readBody, testDone := make(chan struct{}), make(chan struct{})
 	var once sync.Once
@@ -549,7 +533,7 @@ func TestPipelineAnsweredWriterHandsOffNextWrite(t *testing.T) {
 	go func() { secondErr <- h.Forward([]byte("second"), nil, second, secondStart) }()
 	waitConn(t, h, timeout/2, "the second event held back", func(pc *pconn) bool { return pc != nil && pc.unwritten == 1 })
 	close(readBody)
-	err = <-firstErr
+	err := <-firstErr
 	d := time.Since(start)
 	t.Logf("first event: %v after %s", err, d)
 	if err != nil || d > timeout {
@@ -616,11 +600,7 @@ func TestPipelineEngineEndsConnection(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			transports(t, func(t *testing.T, pl int) {
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer ln.Close()
+				ln := listenLoopback(t)
 				var mu sync.Mutex
 				got := map[string]int{}
 				tc.serve(t, ln, func(key string) {

@@ -135,11 +135,7 @@ func serveTimeouts(t *testing.T, read, idle, write time.Duration) string {
 // timeoutServer is the test gateway's server with the given timeouts.
 func timeoutServer(t *testing.T, read, idle, write time.Duration) *Server {
 	t.Helper()
-	g, _, _ := testGateway(t)
-	cfg, err := Parse([]byte(handlerConfig), noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, cfg, _ := fileGateway(t, handlerConfig)
 	cfg.Server.ReadTimeout, cfg.Server.IdleTimeout, cfg.Server.WriteTimeout = Duration(read), Duration(idle), Duration(write)
 	return g.NewServer(cfg)
 }
@@ -389,6 +385,19 @@ func TestExpectContinue(t *testing.T) {
 	if resp.StatusCode() != fasthttp.StatusOK || !strings.Contains(string(resp.Body()), `"code":0`) {
 		t.Fatalf("answer %d %s, want 200 code 0", resp.StatusCode(), resp.Body())
 	}
+}
+
+// TestExpectContinueKeepsReadTimeout: the interim 100 Continue is not the
+// request's answer, so its body must come within read_timeout like the
+// rest of it, not within idle_timeout and then read_timeout again.
+func TestExpectContinueKeepsReadTimeout(t *testing.T) {
+	const read, idle = 300 * time.Millisecond, 5 * time.Second
+	addr := serveTimeouts(t, read, idle, time.Minute)
+	c := dialLoopback(t, addr)
+	start := time.Now()
+	fmt.Fprintf(c, "POST /webhook/flow/%s HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 200\r\n\r\n", hTokAnon)
+	// 100 Continue arrives; the body never does.
+	expectClosed(t, c, start, read*3/4, 2*time.Second)
 }
 
 // TestListenAndServeKeepsTimeouts: the Server's other entry point serves

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hookgate/hookgate/signature"
 )
@@ -42,12 +40,7 @@ tables:
 		{"the bucket now empty", hTokAnon, len(body), false, 429, 800005652},
 	}
 	for _, tc := range tests {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn := dialLoopback(t, addr)
 		fmt.Fprintf(conn, "POST /webhook/flow/%s HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", tc.token, tc.length)
 		br := bufio.NewReader(conn)
 		if tc.invited {
@@ -100,23 +93,6 @@ func readAnswer(t *testing.T, br *bufio.Reader) (status int, code int64, header 
 		t.Fatalf("answer %q: %v", b, err)
 	}
 	return status, a.Code, hdr.String()
-}
-
-// TestExpectContinueKeepsReadTimeout: the interim 100 Continue is not the
-// request's answer, so its body must come within read_timeout like the
-// rest of it, not within idle_timeout and then read_timeout again.
-func TestExpectContinueKeepsReadTimeout(t *testing.T) {
-	const read, idle = 300 * time.Millisecond, 5 * time.Second
-	addr := serveTimeouts(t, read, idle, time.Minute)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	start := time.Now()
-	fmt.Fprintf(c, "POST /webhook/flow/%s HTTP/1.1\r\nHost: gw\r\nExpect: 100-continue\r\nContent-Length: 200\r\n\r\n", hTokAnon)
-	// 100 Continue arrives; the body never does.
-	expectClosed(t, c, start, read*3/4, 2*time.Second)
 }
 
 // TestForgedSignatureTakesNoRateToken: a wrong signature is row 5's

@@ -57,27 +57,45 @@ tables:
       - {id: slow, token: ` + hTokSlow + `, rps: 1}
 `
 
-// testGateway is a Gateway on a real file sink, logging JSON to a buffer.
+// testGateway is a Gateway of handlerConfig on a real file sink, logging
+// JSON to a buffer.
 func testGateway(t testing.TB) (*Gateway, *downstream.File, *bytes.Buffer) {
 	t.Helper()
-	cfg, err := Parse([]byte(handlerConfig), noEnv)
+	g, _, sink, _, logs := newTestGateway(t, handlerConfig)
+	return g, sink, logs
+}
+
+// fileGateway is a Gateway of the given configuration on a real file
+// sink; it returns the sink's path.
+func fileGateway(t testing.TB, config string) (*Gateway, *Config, string) {
+	t.Helper()
+	g, cfg, _, path, _ := newTestGateway(t, config)
+	return g, cfg, path
+}
+
+// newTestGateway is a Gateway of config on a real file sink at path, in
+// a temporary directory, logging JSON to a buffer; both are closed when
+// the test ends.
+func newTestGateway(t testing.TB, config string) (g *Gateway, cfg *Config, sink *downstream.File, path string, logs *bytes.Buffer) {
+	t.Helper()
+	cfg, err := Parse([]byte(config), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := downstream.OpenFile(filepath.Join(t.TempDir(), "events.jsonl"), 0)
+	path = filepath.Join(t.TempDir(), "events.jsonl")
+	sink, err = downstream.OpenFile(path, cfg.MaxEventBytes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sink.Close() })
-	var logs bytes.Buffer
+	logs = new(bytes.Buffer)
 	enc := zap.NewProductionEncoderConfig()
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(&logs), zapcore.InfoLevel)
-	g, err := New(cfg, Options{Forwarder: sink, Log: zap.New(core)})
-	if err != nil {
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(logs), zapcore.InfoLevel)
+	if g, err = New(cfg, Options{Forwarder: sink, Log: zap.New(core)}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(g.Close)
-	return g, sink, &logs
+	return g, cfg, sink, path, logs
 }
 
 // call is one request driven straight through Handle, with the body as a

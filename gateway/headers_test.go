@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
-
-	"github.com/hookgate/hookgate/downstream"
 )
 
 // proxyConfig makes the tests' peer, loopback, a trusted proxy.
@@ -29,28 +24,6 @@ tables:
       - {id: ipal, token: ` + hTokIP + `, ip_allow: ["10.0.0.0/8"]}
 `
 
-// fileGateway is a Gateway of the given configuration on a real file
-// sink; it returns the sink's path.
-func fileGateway(t testing.TB, config string) (*Gateway, *Config, string) {
-	t.Helper()
-	cfg, err := Parse([]byte(config), noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "events.jsonl")
-	sink, err := downstream.OpenFile(path, cfg.MaxEventBytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sink.Close() })
-	g, err := New(cfg, Options{Forwarder: sink})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Close)
-	return g, cfg, path
-}
-
 // serveLoopback serves g on a loopback listener until the test ends and
 // returns its address.
 func serveLoopback(t *testing.T, g *Gateway, cfg *Config) string {
@@ -62,6 +35,19 @@ func serveLoopback(t *testing.T, g *Gateway, cfg *Config) string {
 	}
 	runServer(t, srv, func() error { return srv.Serve(ln) })
 	return ln.Addr().String()
+}
+
+// dialLoopback connects to addr, closes the connection when the test
+// ends, and gives it 5 s to be done.
+func dialLoopback(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	return conn
 }
 
 // readEvents returns the lines of the file sink at path.
@@ -141,22 +127,13 @@ func TestProxyAndLoopHeaders(t *testing.T) {
 // a header apart, and the allow-list reads the client from the last one.
 func TestForwardedForLinesOverTheWire(t *testing.T) {
 	g, cfg, _ := fileGateway(t, proxyConfig)
-	conn, err := net.Dial("tcp", serveLoopback(t, g, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialLoopback(t, serveLoopback(t, g, cfg))
 	body := string(bodyProduct)
 	fmt.Fprintf(conn, "POST /webhook/flow/%s HTTP/1.1\r\nHost: gw\r\n"+
 		"X-Forwarded-For: 10.1.2.3\r\n"+ // the caller's forgery
 		"X-Forwarded-For: 203.0.113.9\r\n"+ // added by the trusted proxy
 		"Content-Length: %d\r\n\r\n%s", hTokIP, len(body), body)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var resp fasthttp.Response
-	if err := resp.Read(bufio.NewReader(conn)); err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode() != 403 {
-		t.Fatalf("caller 203.0.113.9 outside ip_allow 10.0.0.0/8 answered %d %s; want 403 800005650", resp.StatusCode(), resp.Body())
+	if status, code, _ := readAnswer(t, bufio.NewReader(conn)); status != 403 || code != 800005650 {
+		t.Fatalf("caller 203.0.113.9 outside ip_allow 10.0.0.0/8 answered %d %d; want 403 800005650", status, code)
 	}
 }

@@ -16,12 +16,7 @@ import (
 // given back.
 func TestLingerAnswersBeforeDraining(t *testing.T) {
 	g, cfg, _ := fileGateway(t, proxyConfig)
-	conn, err := net.Dial("tcp", serveLoopback(t, g, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn := dialLoopback(t, serveLoopback(t, g, cfg))
 	const size = fasthttpDrainLimit + 64<<10
 	fmt.Fprintf(conn, "POST /webhook/flow/no-such-token-0123456789abc HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n", size)
 	if _, err := conn.Write(bytes.Repeat([]byte{'x'}, size)); err != nil {
