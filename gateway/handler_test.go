@@ -118,6 +118,28 @@ func newCall() *call {
 
 // do runs one request; headers alternate name and value.
 func (c *call) do(g *Gateway, method, token string, body []byte, headers ...string) {
+	c.head(method, token, headers)
+	c.body.Reset(body)
+	size := len(body)
+	if c.chunked {
+		size = -1
+	}
+	c.ctx.Request.SetBodyStream(&c.body, size)
+	g.Handle(&c.ctx)
+}
+
+// expect runs g's ExpectHandler on a POST's headers, declaring length
+// bytes, as fasthttp does before the body of a request that sent Expect:
+// 100-continue, and returns its status.
+func (c *call) expect(g *Gateway, token string, length int, headers ...string) int {
+	c.head(fasthttp.MethodPost, token, headers)
+	c.ctx.Request.Header.Set(fasthttp.HeaderExpect, "100-continue")
+	c.ctx.Request.Header.SetContentLength(length)
+	return g.Expect(&c.ctx)
+}
+
+// head resets the call and sets its request line and headers.
+func (c *call) head(method, token string, headers []string) {
 	c.ctx.Request.Reset()
 	c.ctx.Response.Reset()
 	c.ctx.Request.Header.SetMethod(method)
@@ -126,13 +148,6 @@ func (c *call) do(g *Gateway, method, token string, body []byte, headers ...stri
 	for i := 0; i+1 < len(headers); i += 2 {
 		c.ctx.Request.Header.Add(headers[i], headers[i+1]) // a name given twice is two lines
 	}
-	c.body.Reset(body)
-	size := len(body)
-	if c.chunked {
-		size = -1
-	}
-	c.ctx.Request.SetBodyStream(&c.body, size)
-	g.Handle(&c.ctx)
 }
 
 func (c *call) answer(t testing.TB) (status int, code int64, data map[string]any) {
@@ -294,6 +309,10 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	}
 	down, downSink, _ := testGateway(t)
 	downSink.Close()
+	// Behind a trusted proxy (loopback), whose X-Forwarded-For lines are
+	// read from the last.
+	proxied, _, _ := fileGateway(t, proxyConfig)
+	expectStatus := 0
 
 	n := 0
 	paths := []struct {
@@ -338,6 +357,18 @@ func TestHandlerZeroAllocs(t *testing.T) {
 		}},
 		{"401 bad signature", func() { c.do(g, "POST", "tok-gh-0123456789abcdefghijk", bodyMiss, ghSig...) }},
 		{"401 missing signature", func() { c.do(g, "POST", "tok-gh-0123456789abcdefghijk", bodyProduct) }},
+		{"508 loop marker over two lines", func() {
+			c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer, "Hookgate-Loop", "a", "Hookgate-Loop", "cred")
+		}},
+		{"accept loop marker over two lines", func() {
+			c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer, "Hookgate-Loop", "a", "Hookgate-Loop", "b")
+		}},
+		{"accept through a trusted proxy, x-forwarded-for over two lines", func() {
+			c.do(proxied, "POST", hTokIP, bodyProduct, "X-Forwarded-For", "203.0.113.9", "X-Forwarded-For", "10.1.2.3")
+		}},
+		{"expect: 100 continue", func() { expectStatus = c.expect(g, hTokCred, len(bodyProduct), "Authorization", bearer) }},
+		{"404 expect", func() { expectStatus = c.expect(g, "nope-0123456789abcdefghijk", len(bodyProduct)) }},
+		{"413 expect", func() { expectStatus = c.expect(g, hTokCred, 64<<20, "Authorization", bearer) }},
 	}
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
@@ -350,6 +381,15 @@ func TestHandlerZeroAllocs(t *testing.T) {
 			// A path named by its status answered with it.
 			if want, err := strconv.Atoi(strings.SplitN(p.name, " ", 2)[0]); err == nil && c.ctx.Response.StatusCode() != want {
 				t.Errorf("the path measured answered %d: %s", c.ctx.Response.StatusCode(), c.ctx.Response.Body())
+			}
+			if strings.Contains(p.name, "expect") {
+				want := fasthttp.StatusContinue
+				if n, err := strconv.Atoi(strings.SplitN(p.name, " ", 2)[0]); err == nil {
+					want = n
+				}
+				if expectStatus != want {
+					t.Errorf("Expect returned %d: %s; want %d", expectStatus, c.ctx.Response.Body(), want)
+				}
 			}
 			if strings.HasPrefix(p.name, "accept") {
 				if _, code, data := c.answer(t); code != 0 || data["triggered"] != true {
