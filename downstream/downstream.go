@@ -180,13 +180,20 @@ func SplitUserinfo(u *url.URL) bool {
 	return strings.Contains(first, "@") || u.EscapedPath() == "" && strings.Contains(u.RawQuery, "@")
 }
 
-// errUserinfoSplit is Open's error for a URL SplitUserinfo finds.
-var errUserinfoSplit = errors.New(`downstream.url: an '@' follows the host, as when a password holds an unencoded "/" or "?" (not quoted); ` +
-	`percent-encode "/", "?", "#", "@" and "%" in the user name and password as %2F, %3F, %23, %40 and %25`)
+// UserinfoSplit is what is wrong with a URL SplitUserinfo finds, and
+// UserinfoHint how to write a user name and password in a URL; neither
+// quotes anything of the URL.
+const (
+	UserinfoSplit = `an '@' follows the host, as when a password holds an unencoded "/" or "?" (not quoted)`
+	UserinfoHint  = `percent-encode "/", "?", "#", "@" and "%" in the user name and password as %2F, %3F, %23, %40 and %25`
+)
 
-// errUserinfo is Open's error for a URL with userinfo that does not parse.
-var errUserinfo = errors.New(`downstream.url: cannot parse (not quoted, as it has a user name or password); ` +
-	`percent-encode "/", "?", "#", "@" and "%" in the user name and password as %2F, %3F, %23, %40 and %25`)
+// errUserinfoSplit is Open's error for a URL SplitUserinfo finds, and
+// errUserinfo for a URL with userinfo that does not parse.
+var (
+	errUserinfoSplit = errors.New("downstream.url: " + UserinfoSplit + "; " + UserinfoHint)
+	errUserinfo      = errors.New("downstream.url: cannot parse (not quoted, as it has a user name or password); " + UserinfoHint)
+)
 
 // filePath turns the part after "file:" into a path; "file:///abs" and
 // "file://localhost/abs" are accepted too, since people write them.

@@ -521,7 +521,7 @@ func (v *validator) downstream(d *Downstream) {
 		case err != nil || u.Host == "":
 			v.addf("downstream.url", "%q is not a valid URL", RedactURL(d.URL))
 		case downstream.SplitUserinfo(u):
-			v.addf("downstream.url", `an '@' follows the host, as when a password holds an unencoded "/" or "?" (not quoted); percent-encode it`)
+			v.addf("downstream.url", "%s; %s", downstream.UserinfoSplit, downstream.UserinfoHint)
 		}
 	default:
 		v.addf("downstream.url", "%q: use http://, https:// or file:<path>", RedactURL(d.URL))
