@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -88,13 +89,24 @@ func TestOpenLoopZeroAlloc(t *testing.T) {
 	// at the bound and failed now and then. The difference between a
 	// short and a long run leaves what grows with the requests, and per
 	// request there must be nothing.
-	shortSent, shortAllocs := measured(50 * time.Millisecond)
-	sent, allocs := measured(150 * time.Millisecond)
-	if sent < 100 || sent <= shortSent {
-		t.Fatalf("only %d and %d requests sent", shortSent, sent)
+	//
+	// On a loaded machine (CI runs the packages' tests side by side) the
+	// runtime allocates too as goroutines park and move between
+	// processors (channel waiters, timers), more the longer the run: once
+	// 40 over 1,979 requests, just past the bound. A per-request
+	// allocation shows in every attempt; that noise rarely in three.
+	var failure string
+	for range 3 {
+		shortSent, shortAllocs := measured(50 * time.Millisecond)
+		sent, allocs := measured(150 * time.Millisecond)
+		if sent < 100 || sent <= shortSent {
+			t.Fatalf("only %d and %d requests sent", shortSent, sent)
+		}
+		extra := max(int64(allocs)-int64(shortAllocs), 0)
+		if float64(extra)/float64(sent-shortSent) <= 0.02 {
+			return
+		}
+		failure += fmt.Sprintf("; %d allocations for %d requests, %d for %d", allocs, sent, shortAllocs, shortSent)
 	}
-	extra := max(int64(allocs)-int64(shortAllocs), 0)
-	if float64(extra)/float64(sent-shortSent) > 0.02 {
-		t.Fatalf("%d allocations for %d requests, %d for %d", allocs, sent, shortAllocs, shortSent)
-	}
+	t.Fatalf("allocations grow with the requests in three attempts%s", failure)
 }
