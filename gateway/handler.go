@@ -216,8 +216,8 @@ type outcome struct {
 	// start is when the request came: fasthttp's time for it, read once.
 	start time.Time
 	// unread is how much body is left unread when the request was refused
-	// early: the declared length, or -1 for a chunked body known to be
-	// over the cap; 0 when there is nothing to drain.
+	// before its end: the declared length, or unreadChunked; 0 when
+	// there is nothing to drain.
 	unread int
 	r      *route
 	// refusal is the answer of a refused request; nil for code 0.
@@ -225,8 +225,6 @@ type outcome struct {
 	bodyLen int
 	client  netip.Addr
 	reason  string // why a request failed beyond its code, e.g. the engine's error
-	// bodyRead is set once the whole body has been read.
-	bodyRead bool
 }
 
 const (
@@ -235,6 +233,9 @@ const (
 	fasthttpDrainLimit = 256 << 10
 	// maxLingering bounds the connections drained at once by linger.
 	maxLingering = 256
+	// unreadChunked is outcome.unread for a chunked body left on the
+	// wire, whose length is known only at its end.
+	unreadChunked = -1
 )
 
 // linger answers a request whose body was not read and then drains it, so
@@ -247,6 +248,13 @@ const (
 // and the connection closed without draining; for a body declared larger
 // than lingerMax, the connection is simply closed.
 //
+// A chunked body says how long it is only at its end, and fasthttp,
+// which drains one after the answer, closes the connection with the rest
+// unread past 256 KiB — a reset that can destroy the answer. So up to
+// that much is drained here, before the answer: a body that ends within
+// it keeps the connection, as it did; a longer one lingers. The answer
+// waits for up to 256 KiB of a body the caller is sending anyway.
+//
 // fasthttp skips the hijack handler of a response marked Connection:
 // close, so the response is written here, not by fasthttp.
 func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
@@ -256,7 +264,15 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 		return
 	}
 	limit := int64(unread)
-	if unread < 0 {
+	if unread == unreadChunked {
+		ended, err := drain(stream, fasthttpDrainLimit)
+		if ended {
+			return
+		}
+		if err != nil {
+			ctx.SetConnectionClose()
+			return
+		}
 		limit = int64(g.lingerMax)
 	}
 	resp := fasthttp.AcquireResponse()
@@ -286,6 +302,24 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 }
 
 var lingerBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// drain reads and drops up to limit bytes of stream and reports whether
+// it ended within them, or the error that stopped the reading.
+func drain(stream io.Reader, limit int) (ended bool, err error) {
+	buf := lingerBufs.Get().(*[]byte)
+	defer lingerBufs.Put(buf)
+	for n := 0; n <= limit; {
+		m, err := stream.Read((*buf)[:min(len(*buf), limit+1-n)])
+		n += m
+		if err == io.EOF {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
 
 // code is the request's answer code.
 func (o *outcome) code() Code {
@@ -371,15 +405,14 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, he
 	rs := g.routes.Load()
 	fail := func(e *Refusal) { g.refuse(ctx, st, out, e, 0) }
 	// A refusal before the body is read leaves it on the wire; fasthttp
-	// drains up to 256 KiB itself and keeps the connection, a larger
-	// declared body is drained by linger so the caller can read the answer.
-	if cl := ctx.Request.Header.ContentLength(); cl > fasthttpDrainLimit {
+	// drains a declared length up to 256 KiB itself and keeps the
+	// connection, a larger one or a chunked body is drained by linger so
+	// the caller can read the answer. checkBody clears this once it reads.
+	switch cl := ctx.Request.Header.ContentLength(); {
+	case cl > fasthttpDrainLimit:
 		out.unread = cl
-		defer func() {
-			if out.bodyRead {
-				out.unread = 0
-			}
-		}()
+	case cl == -1:
+		out.unread = unreadChunked
 	}
 
 	// 1. Method.
@@ -573,14 +606,16 @@ func (g *Gateway) checkBody(ctx *fasthttp.RequestCtx, st *reqState, out *outcome
 	if st.scanning {
 		st.scan.Reset(r.match)
 	}
+	// A body read to its end, or cut short (the connection then closes),
+	// leaves nothing to drain; one over the cap is chunked and drained.
+	out.unread = 0
 	if e := g.readBody(ctx, st, cl, rs.maxBody); e != nil {
 		if e == ErrTooLarge {
-			out.unread = -1
+			out.unread = unreadChunked
 		}
 		out.bodyLen = len(st.body)
 		return e, 0, false
 	}
-	out.bodyRead = true
 	out.bodyLen = len(st.body)
 	if st.sigActive {
 		st.sigActive = false

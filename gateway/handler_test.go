@@ -340,6 +340,11 @@ func TestHandlerZeroAllocs(t *testing.T) {
 		{"keyword miss", func() { c.do(g, "POST", hTokCred, bodyMiss, "Authorization", bearer) }},
 		{"405", func() { c.do(g, "GET", hTokCred, nil) }},
 		{"404", func() { c.do(g, "POST", "nope-0123456789abcdefghijk", bodyProduct) }},
+		{"404 chunked, drained before the answer", func() {
+			c.chunked = true
+			c.do(g, "POST", "nope-0123456789abcdefghijk", big)
+			c.chunked = false
+		}},
 		{"403 disabled", func() { c.do(g, "POST", hTokOff, bodyProduct) }},
 		{"403 ip", func() { c.do(g, "POST", hTokIP, bodyProduct) }},
 		{"401", func() { c.do(g, "POST", hTokCred, bodyProduct, "Authorization", "Bearer nope") }},
@@ -381,6 +386,9 @@ func TestHandlerZeroAllocs(t *testing.T) {
 			// A path named by its status answered with it.
 			if want, err := strconv.Atoi(strings.SplitN(p.name, " ", 2)[0]); err == nil && c.ctx.Response.StatusCode() != want {
 				t.Errorf("the path measured answered %d: %s", c.ctx.Response.StatusCode(), c.ctx.Response.Body())
+			}
+			if strings.Contains(p.name, "drained") && c.body.Len() != 0 {
+				t.Errorf("%d bytes of the body left unread", c.body.Len())
 			}
 			if strings.Contains(p.name, "expect") {
 				want := fasthttp.StatusContinue
