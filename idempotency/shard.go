@@ -23,9 +23,10 @@ func expired(word, now int64) bool {
 }
 
 // stale reports whether a slot's word holds an expired token: not empty,
-// and expired at now (which is positive, Unix ns). One comparison without
-// branches on the word's sign, since a table mixes tokens in flight and
-// done at random and the sweep tests every slot.
+// and expired at now (Unix ns, not negative: Claim and Done see to it).
+// One comparison without branches on the word's sign, since a table
+// mixes tokens in flight and done at random and the sweep tests every
+// slot.
 func stale(word, now int64) bool {
 	return uint64(abs(word)-1) < uint64(now)
 }

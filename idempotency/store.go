@@ -18,6 +18,7 @@ package idempotency
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"math/bits"
 	"time"
 )
@@ -220,7 +221,13 @@ func (s *Store) shard(k Key) *shard {
 // gets Claimed. A Claimed key stays in flight until Done, Release, or
 // now+window, whichever comes first: the deadline keeps a request that
 // never finished from blocking its token forever.
+//
+// A now before the epoch (a clock set before 1970) counts as the epoch,
+// here and in Done: the table's test for expired slots (stale) holds only
+// for a now that is not negative, and took every token for expired, so
+// that the sweep deleted live ones.
 func (s *Store) Claim(k Key, now int64) Result {
+	now = max(now, 0)
 	sh := s.shard(k)
 	sh.mu.Lock()
 	r := sh.claim(k, now, s.expiry(now))
@@ -235,6 +242,7 @@ func (s *Store) Claim(k Key, now int64) Result {
 // Duplicate until now+window. If k is no longer held (its claim expired)
 // it is recorded afresh when there is room.
 func (s *Store) Done(k Key, now int64) {
+	now = max(now, 0) // see Claim
 	sh := s.shard(k)
 	sh.mu.Lock()
 	sh.done(k, now, s.expiry(now))
@@ -266,9 +274,15 @@ func (s *Store) Len() int {
 	return n
 }
 
-// expiry is the deadline of a token recorded at now. It is kept positive
-// because a slot's word uses its sign for the state and 0 for empty.
+// expiry is the deadline of a token recorded at now (not negative: see
+// Claim). It is kept positive because a slot's word uses its sign for the
+// state and 0 for empty, and it saturates rather than wrap: a window as
+// long as idempotency_window can name (292 years) would otherwise wrap
+// now+window negative, and the token would expire as it was recorded.
 func (s *Store) expiry(now int64) int64 {
+	if now > math.MaxInt64-s.window {
+		return math.MaxInt64
+	}
 	return max(now+s.window, 1)
 }
 

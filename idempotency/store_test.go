@@ -433,3 +433,49 @@ func TestKeyShortEqualsLong(t *testing.T) {
 		}
 	}
 }
+
+// TestClockEdges claims and marks done one token at the ends of the
+// clock's range — the epoch, a clock set before it, the largest window a
+// configuration can name, the last representable instants — then claims
+// enough other tokens for the sweep to pass over every slot: the token
+// must still be a duplicate throughout.
+func TestClockEdges(t *testing.T) {
+	tests := []struct {
+		name   string
+		now    int64
+		window time.Duration
+	}{
+		{"epoch", 0, window},
+		{"just after the epoch", 1, window},
+		{"a clock before the epoch", -1, window},
+		{"a clock an hour before the epoch", -int64(time.Hour), window},
+		{"a clock more than a window before the epoch", -2 * int64(window), window},
+		{"the longest window", t0, time.Duration(math.MaxInt64)}, // idempotency_window: 2562047h47m16.854775807s
+		{"a window past the year 2262", t0, 250 * 365 * 24 * time.Hour},
+		{"the last instants", math.MaxInt64 - int64(time.Second), window},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(1000, tc.window)
+			k := s.Key("auto", []byte("3f2c9c1e-7d0e-4a8f-9d43-0c8b1b7e9a11"))
+			if r := s.Claim(k, tc.now); r != Claimed {
+				t.Fatalf("first claim: %v", r)
+			}
+			if r := s.Claim(k, tc.now); r != InFlight {
+				t.Fatalf("claim while in flight: %v, want in flight", r)
+			}
+			s.Done(k, tc.now)
+			for i := range 500 { // 63 sweeps of 128 slots: the whole table, many times
+				if r := s.Claim(s.Key("other", tok(uint64(i))), tc.now); r != Claimed {
+					t.Fatalf("other token %d: %v", i, r)
+				}
+				if r := s.Claim(k, tc.now); r != Duplicate {
+					t.Fatalf("after %d other claims: %v, want duplicate", i+1, r)
+				}
+			}
+			if n := s.Len(); n != 501 {
+				t.Fatalf("Len %d, want 501: live tokens were dropped", n)
+			}
+		})
+	}
+}
