@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -265,11 +268,32 @@ func LoadFile(path string) (*Config, error) {
 // through lookupEnv and validates the result. Unknown fields are errors, so
 // a misspelt key can't silently fall back to a default.
 func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
-	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
+	var doc, more yaml.Node
+	docs := yaml.NewDecoder(bytes.NewReader(data))
+	if err := docs.Decode(&doc); err != nil && err != io.EOF {
 		return nil, &ConfigError{Problems: []string{yamlProblem(err)}}
+	}
+	if err := docs.Decode(&more); err != io.EOF {
+		// A second document would be ignored, and a syntax error in it
+		// too: refuse both.
+		p := "the file holds more than one YAML document (a line \"---\" starts another); put everything in one"
+		if err != nil {
+			p = yamlProblem(err)
+		}
+		return nil, &ConfigError{Problems: []string{p}}
+	}
+	shape := newShapeChecker(len(data))
+	shape.check("", "", &doc, reflect.TypeFor[Config]())
+	if len(shape.problems) > 0 {
+		return nil, &ConfigError{Problems: shape.problems}
+	}
+	var cfg Config
+	if doc.Kind != 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			return nil, &ConfigError{Problems: []string{yamlProblem(err)}}
+		}
 	}
 	cfg.setDefaults()
 	v := validator{lookupEnv: lookupEnv}
@@ -280,14 +304,18 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	return &cfg, nil
 }
 
-// yamlProblem shortens a yaml decoding error to its useful lines.
+// yamlProblem shortens a yaml decoding error to its useful lines. The
+// shape check names type errors by their field first; any yaml still
+// finds has the value it quotes (`…`) cut out, as it may be a secret.
 func yamlProblem(err error) string {
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
-		return strings.Join(te.Errors, "; ")
+		return yamlQuoted.ReplaceAllString(strings.Join(te.Errors, "; "), "(value not quoted)")
 	}
 	return err.Error()
 }
+
+var yamlQuoted = regexp.MustCompile("`[^`]*`")
 
 // MaxEventBytes is the size of the largest event the gateway hands over
 // for a JSON body at the cap, envelope included — what a sink should be

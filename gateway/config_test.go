@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -69,8 +70,8 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"socket on file", "downstream: {socket: /run/engine.sock}\n" + automation(""), `downstream.socket: "/run/engine.sock" needs an http:// downstream.url, got "file:data/events.jsonl"`},
 		{"socket on https", "downstream: {url: \"https://u:pw@engine/in\", socket: /run/engine.sock}\n" + automation(""), `downstream.socket: "/run/engine.sock" needs an http:// downstream.url, got "https://engine/in"`},
 		{"pipeline", "downstream: {pipeline: -2}\n" + automation(""), "downstream.pipeline: -2 must be between 1 and 1024"},
-		{"unknown field", "listn: x\n" + automation(""), "field listn not found"},
-		{"bad duration", "idempotency_window: 3 hours\n" + automation(""), `cannot parse duration "3 hours"`},
+		{"unknown field", "listn: x\n" + automation(""), "listn: unknown field"},
+		{"bad duration", "idempotency_window: 3 hours\n" + automation(""), `idempotency_window: "3 hours" is not a duration`},
 		{"no tables", "listen: 127.0.0.1:1\n", "tables: no tables"},
 		{"duplicate id", "tables:\n  - id: t\n    automations:\n      - {id: a, token: " + goodToken + "}\n      - {id: a, token: " + goodToken + "x}\n", `tables[0].automations[1].id: "a" is already the id of tables[0].automations[0]`},
 		{"duplicate token", "tables:\n  - id: t\n    automations:\n      - {id: a, token: " + goodToken + "}\n      - {id: b, token: " + goodToken + "}\n", "tables[0].automations[1].token: is the same as the token of tables[0].automations[0]"},
@@ -130,4 +131,129 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseShapeErrorsNameFieldNotSecret: a value of the wrong type, an
+// unknown key or a key set twice is named by its field path, every such
+// problem of the file at once, and a value that may be a secret is never
+// quoted, not even its first characters (yaml's own errors quote them).
+func TestParseShapeErrorsNameFieldNotSecret(t *testing.T) {
+	const secret = "S3cr3t-value-0123456789"
+	automation := func(extra string) string {
+		return "tables:\n  - id: t\n    automations:\n      - id: a\n        token: " + goodToken + "\n" + extra
+	}
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"secret where a list is wanted", automation("        verify: {scheme: github, secrets: " + secret + "}\n"),
+			[]string{"tables[0].automations[0].verify.secrets: is a single value (not quoted), not a list"}},
+		{"secret where a mapping is wanted", automation("        verify: whsec_" + secret + "\n"),
+			[]string{"tables[0].automations[0].verify: is a single value (not quoted), not a mapping"}},
+		{"URL where a mapping is wanted", "downstream: \"http://u:" + secret + "@engine/in\"\n" + automation(""),
+			[]string{"downstream: is a single value (not quoted), not a mapping"}},
+		{"step URL where a list is wanted", automation("        http_step_urls: https://gw/webhook/flow/" + secret + "\n"),
+			[]string{"tables[0].automations[0].http_step_urls: is a single value (not quoted), not a list"}},
+		{"durations and numbers", "idempotency_window: 3 hours\nlimits: {table_rps: fast}\nmax_body_bytes: 4MiB\n" +
+			"downstream: {breaker: {cooldown: 1}}\n" + automation("        enabled: maybe\n"),
+			[]string{
+				`idempotency_window: "3 hours" is not a duration such as 500ms, 5s or 3h`,
+				`limits.table_rps: "fast" is not a number`,
+				`max_body_bytes: "4MiB" is not a whole number`,
+				`downstream.breaker.cooldown: "1" is not a duration`,
+				`tables[0].automations[0].enabled: "maybe" is not true or false`,
+			}},
+		{"out of range", "max_body_bytes: 99999999999999999999\n" + automation(""),
+			[]string{"max_body_bytes: 99999999999999999999 is out of range"}},
+		{"list where a mapping is wanted", "limits: [1, 2]\n" + automation(""), []string{"limits: is a list, not a mapping"}},
+		{"address where a list is wanted", automation("        ip_allow: 10.0.0.0/8\n"),
+			[]string{`tables[0].automations[0].ip_allow: "10.0.0.0/8" is a single value, not a list`}},
+		{"unknown nested key", automation("        tokn: " + secret + "\n"), []string{"tables[0].automations[0].tokn: unknown field"}},
+		{"unknown key", "listn: x\n" + automation(""), []string{"listn: unknown field"}},
+		{"key set twice", automation("        token: " + secret + "\n"), []string{"tables[0].automations[0].token: set twice (lines 5 and 6)"}},
+		{"empty file", "", []string{"tables: no tables"}},
+		{"two documents", automation("") + "---\n" + automation(""), []string{"more than one YAML document"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), noEnv)
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+			for _, s := range []string{secret[:6], goodToken[:6], "whsec_", "u:"} {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("error quotes a secret (%q): %v", s, err)
+				}
+			}
+		})
+	}
+}
+
+// TestParseMergeKeys: anchors and merge keys, a common way to share an
+// automation's settings, decode as before; a key merged in is overridden
+// by the mapping's own, not "set twice".
+func TestParseMergeKeys(t *testing.T) {
+	cfg, err := Parse([]byte(`
+tables:
+  - id: t
+    automations:
+      - &base {id: a, token: `+goodToken+`, format: text, keywords: [x]}
+      - <<: *base
+        id: b
+        token: `+goodToken+`b
+`), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Tables[0].Automations[1]; b.ID != "b" || b.Format != "text" || len(b.Keywords) != 1 {
+		t.Fatalf("merged automation: %+v", b)
+	}
+	_, err = Parse([]byte(`
+tables:
+  - id: t
+    automations:
+      - &base {id: a, token: `+goodToken+`}
+      - <<: [*base, {tokn: x}]
+        id: b
+`), noEnv)
+	if err == nil || !strings.Contains(err.Error(), "tables[0].automations[1].tokn: unknown field") {
+		t.Fatalf("unknown key merged in: %v", err)
+	}
+}
+
+// TestParseHostileAliases: aliases that name their own value, or expand
+// to millions of values, are refused, not walked for ever.
+func TestParseHostileAliases(t *testing.T) {
+	laughs := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for i := 'b'; i <= 'i'; i++ {
+		laughs += fmt.Sprintf("%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	merges := "m0: &m0 {table_rps: 1}\n"
+	for i := 1; i <= 9; i++ {
+		merges += fmt.Sprintf("m%d: &m%d {<<: [*m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d, *m%d]}\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	for name, doc := range map[string]string{
+		"cycle":         "tables: &t [{id: x, automations: *t}]\n",
+		"merge cycle":   "limits: &l {<<: *l}\ntables: []\n",
+		"laughs":        laughs + "tables: []\n",
+		"merged laughs": merges + "limits: *m9\ntables: []\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { _, err := Parse([]byte(doc), noEnv); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("accepted")
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Parse did not return")
+			}
+		})
+	}
 }
