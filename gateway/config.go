@@ -548,7 +548,9 @@ func (v *validator) downstream(d *Downstream) {
 		switch {
 		case err != nil || u.Host == "":
 			v.addf("downstream.url", "%q is not a valid URL", RedactURL(d.URL))
-		case downstream.SplitUserinfo(u):
+		case downstream.SplitUserinfo(u), strings.Contains(u.Fragment, "@"):
+			// An '@' in the fragment: a password holding '#' ended
+			// the host early.
 			v.addf("downstream.url", "%s; %s", downstream.UserinfoSplit, downstream.UserinfoHint)
 		}
 	default:
@@ -575,15 +577,23 @@ func (v *validator) downstream(d *Downstream) {
 	}
 }
 
-// RedactURL drops a URL's userinfo and query, which may hold secrets.
+// RedactURL drops a URL's userinfo, query and fragment, which may hold
+// secrets. A URL that still holds an '@' has a user name and password
+// where url.Parse does not take them for one (http:/user:pw@host,
+// redis//:pw@host, a password holding '#'): nothing of it is quoted.
 func RedactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "<unparsable URL>"
 	}
 	u.User = nil
-	u.RawQuery = ""
-	return u.String()
+	u.RawQuery, u.ForceQuery = "", false
+	u.Fragment, u.RawFragment = "", ""
+	r := u.String()
+	if strings.Contains(r, "@") {
+		return "<URL with an '@' outside its user name and password, not quoted>"
+	}
+	return r
 }
 
 func (v *validator) server(s *ServerLimits) {

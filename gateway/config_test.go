@@ -257,3 +257,30 @@ func TestParseHostileAliases(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigErrorsQuoteNoPassword: a URL whose user name and password are
+// not where url.Parse looks for them (one slash after the scheme, a
+// missing colon, a '#' in the password) is named without quoting them.
+func TestConfigErrorsQuoteNoPassword(t *testing.T) {
+	const password = "pa55word"
+	automation := "tables:\n  - id: t\n    automations:\n      - {id: a, token: " + goodToken + "}\n"
+	tests := []struct{ name, yaml, want string }{
+		{"downstream, one slash", `downstream: {url: "http:/user:pa55word@engine/in"}`, "downstream.url:"},
+		{"downstream, fragment", `downstream: {url: "https://user:12#pa55word@engine/in"}`, "downstream.url: an '@' follows the host"},
+		{"socket, fragment", `downstream: {url: "https://user:12#pa55word@engine/in", socket: /run/e.sock}`, "downstream.socket:"},
+		{"downstream, other scheme", `downstream: {url: "ftp://user:pa55word@engine/in"}`, `downstream.url: "ftp://engine/in": use http://`},
+		{"redis, one slash", `cluster: {redis_url: "redis:/:pa55word@host:6379"}`, "cluster.redis_url:"},
+		{"redis, no colon", `cluster: {redis_url: "redis//:pa55word@host:6379"}`, "cluster.redis_url:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml+"\n"+automation), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), password) {
+				t.Errorf("error quotes the password: %v", err)
+			}
+		})
+	}
+}
