@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fastjson"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/hookgate/hookgate/cluster"
 	"github.com/hookgate/hookgate/downstream"
 	"github.com/hookgate/hookgate/matcher"
 	"github.com/hookgate/hookgate/signature"
@@ -456,9 +457,21 @@ func (v *validator) config(c *Config) {
 		if c.Cluster.Timeout < 0 || c.Cluster.InFlightTTL < 0 {
 			v.addf("cluster.timeout", "%s / in_flight_ttl %s must not be negative", time.Duration(c.Cluster.Timeout), time.Duration(c.Cluster.InFlightTTL))
 		}
-		if c.Cluster.InFlightTTL > 0 && c.Cluster.InFlightTTL <= c.Downstream.Timeout {
-			v.addf("cluster.in_flight_ttl", "%s must be longer than downstream.timeout %s, or a slow hand-over loses its claim",
-				time.Duration(c.Cluster.InFlightTTL), time.Duration(c.Downstream.Timeout))
+		// The cluster's defaults are applied when it is opened; the
+		// claim must outlast a hand-over whichever applies.
+		ttl, which := c.Cluster.InFlightTTL, ""
+		if ttl == 0 {
+			ttl, which = Duration(cluster.DefaultInFlightTTL), " (the default)"
+		}
+		if ttl > 0 && ttl <= c.Downstream.Timeout {
+			v.addf("cluster.in_flight_ttl", "%s%s must be longer than downstream.timeout %s, or a slow hand-over loses its claim",
+				time.Duration(ttl), which, time.Duration(c.Downstream.Timeout))
+		}
+		if strings.ContainsAny(c.Cluster.Prefix, "{}") {
+			v.addf("cluster.prefix", "%q has '{' or '}', which Redis Cluster reads as a hash tag", c.Cluster.Prefix)
+		}
+		if w := time.Duration(c.IdempotencyWindow); w > 0 && w < time.Millisecond {
+			v.addf("idempotency_window", "%s is under 1ms, the shortest Redis keeps", w)
 		}
 	}
 	v.server(&c.Server)
@@ -540,7 +553,18 @@ func (v *validator) id(field, id string) bool {
 func (v *validator) downstream(d *Downstream) {
 	switch {
 	case strings.HasPrefix(d.URL, "file:"):
-		if strings.TrimPrefix(d.URL, "file:") == "" {
+		// As the sink reads it: file:path, file:///path or
+		// file://localhost/path.
+		p := strings.TrimPrefix(d.URL, "file:")
+		if rest, ok := strings.CutPrefix(p, "//"); ok {
+			host, path, _ := strings.Cut(rest, "/")
+			if host != "" && host != "localhost" {
+				v.addf("downstream.url", "%q names host %q; only local files are supported", d.URL, host)
+				break
+			}
+			p = "/" + path
+		}
+		if p == "" || p == "/" {
 			v.addf("downstream.url", "%q names no file", d.URL)
 		}
 	case strings.HasPrefix(d.URL, "http://"), strings.HasPrefix(d.URL, "https://"):

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookgate/hookgate/downstream"
 )
 
 const goodToken = "abcdefghijklmnopqrstuvwxyz012345"
@@ -282,5 +284,43 @@ func TestConfigErrorsQuoteNoPassword(t *testing.T) {
 				t.Errorf("error quotes the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestCheckRefusesWhatServeRefuses: what `hookgate serve` would refuse
+// on opening the flow engine or Redis, or would run with a Client-Token
+// claim that can expire mid hand-over, `hookgate check` refuses too.
+func TestCheckRefusesWhatServeRefuses(t *testing.T) {
+	automation := "tables:\n  - id: t\n    automations:\n      - {id: a, token: " + goodToken + "}\n"
+	redis := "cluster: {redis_url: \"redis://127.0.0.1:6379/0\""
+	tests := []struct{ name, yaml, want string }{
+		{"prefix with a hash tag", redis + `, prefix: "{hg}:"}`, `cluster.prefix: "{hg}:" has '{' or '}'`},
+		{"default claim TTL under the hand-over", redis + "}\ndownstream: {timeout: 2m}", "cluster.in_flight_ttl: 1m0s (the default) must be longer than downstream.timeout 2m0s"},
+		{"window under a millisecond", redis + "}\nidempotency_window: 500us", "idempotency_window: 500µs is under 1ms"},
+		{"file URL on another host", `downstream: {url: "file://otherhost/x"}`, `downstream.url: "file://otherhost/x" names host "otherhost"`},
+		{"file URL of the root", `downstream: {url: "file:/"}`, `downstream.url: "file:/" names no file`},
+		{"file URL, empty host and path", `downstream: {url: "file://"}`, `downstream.url: "file://" names no file`},
+		{"file URL of localhost's root", `downstream: {url: "file://localhost/"}`, `downstream.url: "file://localhost/" names no file`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml+"\n"+automation), noEnv)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	// The file URLs the check takes are the ones the sink opens.
+	dir := t.TempDir()
+	for _, u := range []string{"file://otherhost/x", "file:/", "file://", "file://localhost/", "file:",
+		"file:" + dir + "/a.jsonl", "file://" + dir + "/b.jsonl", "file://localhost" + dir + "/c.jsonl"} {
+		_, perr := Parse([]byte("downstream: {url: \""+u+"\"}\n"+automation), noEnv)
+		sink, oerr := downstream.Open(downstream.Config{URL: u})
+		if sink != nil {
+			sink.Close()
+		}
+		if (perr == nil) != (oerr == nil) {
+			t.Errorf("%s: check says %v, the sink %v", u, perr, oerr)
+		}
 	}
 }
