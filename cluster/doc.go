@@ -33,14 +33,18 @@
 //	<prefix>rl:{<table>}:t               table bucket: its theoretical arrival time, µs of Redis' clock;
 //	<prefix>rl:{<table>}:a:<automation>  automation bucket, likewise;
 //	                                     both expire 1s after the bucket is full again
-//	<prefix>ct:{<table>}:<32 hex>        Client-Token: "i" in flight (expires after InFlightTTL, 1m)
-//	                                     or "d" done (expires after Window, 3h)
+//	<prefix>ct:{<table>}:<32 hex>        Client-Token: "i<16 hex>" in flight for one claim (expires
+//	                                     after InFlightTTL, 1m) or "d" done (expires after Window, 3h)
 //
 // A token is in flight for InFlightTTL rather than the window so that a
 // gateway that crashed while holding one blocks it (409 to retries) for a
 // minute, not three hours; Done then sets the window. InFlightTTL must
 // outlast the longest request, or a slow request's token could be claimed
-// again: twice the flow engine's timeout is the rule of thumb.
+// again: twice the flow engine's timeout is the rule of thumb. The 16 hex
+// digits name the claim (a random id in its Ticket), so a Release frees
+// only its own claim: not one made after its own lapsed, nor one made
+// between a Release that ran and the client sending it again over a new
+// connection.
 //
 // The braces are Redis Cluster hash tags: a table's buckets and tokens
 // share a slot, as the script touching them together requires. The hex is

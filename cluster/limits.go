@@ -27,8 +27,10 @@ import (
 // bucket has a token, 0, 0}.
 //
 // When ARGV[3] is given (the in-flight TTL, ms), the last key is a
-// Client-Token, claimed once the request is admitted: SET NX in flight,
-// and when the key was there, its state. The answer is then {0, 0, 0, 0}
+// Client-Token, claimed once the request is admitted: SET NX to ARGV[4],
+// the in-flight value naming this claim ("i" and the claim id in hex, see
+// Tokens.Release), and when the key was there, its state: "d" is done,
+// anything else in flight. The answer is then {0, 0, 0, 0}
 // claimed, {0, 0, 1, 0} in flight or {0, 0, 2, remaining ms} done; an
 // admitted request takes its rate tokens whatever the claim says, as the
 // gateway's in-process check does.
@@ -62,7 +64,7 @@ if aiv > 0 or tiv > 0 then
 end
 if ARGV[3] then
   local k = KEYS[#KEYS]
-  if redis.call('SET', k, 'i', 'NX', 'PX', ARGV[3]) then return {0, 0, 0, 0} end
+  if redis.call('SET', k, ARGV[4], 'NX', 'PX', ARGV[3]) then return {0, 0, 0, 0} end
   if redis.call('GET', k) == 'd' then return {0, 0, 2, redis.call('PTTL', k)} end
   return {0, 0, 1, 0}
 end
@@ -206,15 +208,17 @@ func (l *Limiter) Admit(table, automation string, tableBucket, automationBucket 
 		return l.fallback(limited, claim, tableBucket, automationBucket, now, tk, res)
 	}
 	keys := make([]string, 0, 3)
-	args := make([]string, 2, 3)
+	args := make([]string, 2, 4)
 	args[0], args[1] = "0", "0"
 	if limited {
 		keys = append(keys, rc.an.key, rc.tn.key)
 		args[0], args[1] = intervalText(&rc.an.iv, rc.aiv), intervalText(&rc.tn.iv, rc.tiv)
 	}
 	if claim {
-		keys = append(keys, t.redisKey(table, tk.Key))
-		args = append(args, t.inFlightMS)
+		tk.Claim = newClaim()
+		key, inFlight := t.claimKey(table, tk, true)
+		keys = append(keys, key)
+		args = append(args, t.inFlightMS, inFlight)
 	}
 	ctx := l.c.ctx()
 	v, err := l.script.Exec(ctx, l.c.rdb, keys, args).AsIntSlice()

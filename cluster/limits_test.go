@@ -332,16 +332,20 @@ func TestAdmit(t *testing.T) {
 		scope      limiter.Scope
 		res        idempotency.Result // when admitted with a token
 		roundTrips uint64
-		tokenState string // the token's key in Redis after the step
+		tokenState string // the token's key in Redis after the step; "i": in flight for the first claim
 	}{
 		{"new token: admitted and claimed", "one", limiter.None, idempotency.Claimed, 1, "i"},
 		{"same token: in flight, takes the second rate token", "one", limiter.None, idempotency.InFlight, 1, "i"},
 		{"bucket empty: refused, claims nothing", "two", limiter.Automation, 0, 1, ""},
 		{"noted empty: refused without redis", "two", limiter.Automation, 0, 0, ""},
 	}
+	var claim uint64
 	for _, s := range steps {
 		before := c.Stats().RoundTrips
 		scope, wait, tk, res := l.Admit("t1", "a1", tb, ab, now(), []byte(s.token))
+		if res == idempotency.Claimed {
+			claim = tk.Claim
+		}
 		if scope != s.scope {
 			t.Fatalf("%s: scope %v, want %v", s.name, scope, s.scope)
 		}
@@ -354,8 +358,12 @@ func TestAdmit(t *testing.T) {
 		if n := c.Stats().RoundTrips - before; n != s.roundTrips {
 			t.Errorf("%s: %d round trips, want %d", s.name, n, s.roundTrips)
 		}
-		if got := get(t, rdb, tokenKey(s.token)); got != s.tokenState {
-			t.Errorf("%s: token key %q, want %q", s.name, got, s.tokenState)
+		want := s.tokenState
+		if want == "i" {
+			want = fmt.Sprintf("i%016x", claim)
+		}
+		if got := get(t, rdb, tokenKey(s.token)); got != want {
+			t.Errorf("%s: token key %q, want %q", s.name, got, want)
 		}
 		if res == idempotency.Claimed && (tk.Table != "t1" || tk.Automation != "a1") {
 			t.Errorf("%s: ticket %+v", s.name, tk)

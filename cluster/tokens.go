@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -16,10 +17,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// releaseScript deletes a token only while it is in flight: a token done
-// must not trigger again, whoever asks.
+// releaseScript deletes a token only while it is in flight for the claim
+// releasing it (ARGV[1], the key's value as that claim set it): a token
+// done must not trigger again, whoever asks, and a later claim is not the
+// releaser's to free. So the script may run twice (rueidis sends it again
+// when a connection fails before its answer) and a claim that lapsed may
+// be released late, without freeing a claim made meanwhile.
 const releaseScript = `
-if redis.call('GET', KEYS[1]) == 'i' then return redis.call('DEL', KEYS[1]) end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `
 
@@ -117,17 +122,36 @@ func TokenKey(automation string, token []byte) idempotency.Key {
 // check the buckets on Redis Cluster too; the 128-bit key, which covers
 // the automation, follows in hex.
 func (t *Tokens) redisKey(table string, k idempotency.Key) string {
+	key, _ := t.claimKey(table, idempotency.Ticket{Key: k}, false)
+	return key
+}
+
+// claimKey returns tk's key in Redis (see redisKey) and, with value, the
+// value that marks it in flight for tk's claim: "i" and the claim in hex.
+// Both are cut from one string, so a claim costs one allocation for them.
+func (t *Tokens) claimKey(table string, tk idempotency.Ticket, value bool) (key, inFlight string) {
 	var h [16]byte
-	binary.BigEndian.PutUint64(h[0:8], k.Hi)
-	binary.BigEndian.PutUint64(h[8:16], k.Lo)
-	b := make([]byte, 0, len(t.prefix)+len("ct:{}:")+len(table)+32)
+	binary.BigEndian.PutUint64(h[0:8], tk.Key.Hi)
+	binary.BigEndian.PutUint64(h[8:16], tk.Key.Lo)
+	b := make([]byte, 0, len(t.prefix)+len("ct:{}:")+len(table)+32+1+16)
 	b = append(b, t.prefix...)
 	b = append(b, "ct:{"...)
 	b = append(b, table...)
 	b = append(b, "}:"...)
 	b = hex.AppendEncode(b, h[:])
-	return string(b)
+	n := len(b)
+	if value {
+		b = append(b, 'i')
+		b = hex.AppendEncode(b, binary.BigEndian.AppendUint64(h[:0], tk.Claim))
+	}
+	s := string(b)
+	return s[:n], s[n:]
 }
+
+// newClaim returns a claim id for a Ticket: random, so that claims made
+// by different replicas differ too (two claims of one key have the same
+// id with a chance of 2^-64), and not 0.
+func newClaim() uint64 { return rand.Uint64() | 1 }
 
 // Claim puts token in flight for automation, of table, unless it is in
 // flight or done within the window anywhere in the fleet. Of any number
@@ -265,16 +289,15 @@ func (t *Tokens) markDone(batch []idempotency.Ticket) {
 }
 
 // Release forgets a claimed token that did not trigger, so the caller's
-// retry can: it deletes the key only while it is in flight, never a done
-// one. When Redis cannot be told, the failure is logged and counted and
-// the token stays in flight until InFlightTTL.
-//
-// Release cannot tell its own claim from a later one: if the claim had
-// already expired (the request outlived InFlightTTL) and another request
-// claimed the token, Release frees that claim.
+// retry can: it deletes the key only while it is in flight for tk's own
+// claim, never a done one, nor one claimed again after tk's claim expired
+// (the request outlived InFlightTTL) or was released. When Redis cannot
+// be told, the failure is logged and counted and the token stays in
+// flight until InFlightTTL.
 func (t *Tokens) Release(tk idempotency.Ticket) {
 	ctx := t.c.ctx()
-	err := t.release.Exec(ctx, t.c.rdb, []string{t.redisKey(tk.Table, tk.Key)}, nil).Error()
+	key, inFlight := t.claimKey(tk.Table, tk, true)
+	err := t.release.Exec(ctx, t.c.rdb, []string{key}, []string{inFlight}).Error()
 	t.c.roundTrips.Add(1)
 	if err != nil {
 		t.c.failed(err)

@@ -34,11 +34,14 @@ type Key struct {
 // Ticket names one claimed (automation, Client-Token) pair, to be passed
 // back to Done or Release by whichever store issued it. Table is the
 // automation's table, by which a shared store keeps a table's keys
-// together.
+// together. Claim tells this claim from later ones of the same key, for a
+// store whose Release must free only its own claim (a shared one, where
+// a claim can lapse, or a Release be delivered twice); 0 where unused.
 type Ticket struct {
 	Table      string
 	Automation string
 	Key        Key
+	Claim      uint64
 }
 
 // Key returns the key of token for automation. The hash is keyed with two
