@@ -166,7 +166,8 @@ func (a *Admin) metrics(ctx *fasthttp.RequestCtx) {
 
 // ReloadFile loads path, compiles it and swaps it in. An invalid file is
 // refused and the running configuration kept; the outcome is logged once
-// and counted, and returned.
+// and counted, and returned. Calls must not overlap: one that read the
+// file earlier could swap it in after one that read it later.
 func (g *Gateway) ReloadFile(path string) error {
 	cfg, err := LoadFile(path)
 	if err == nil {

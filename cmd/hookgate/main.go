@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -215,7 +216,13 @@ func serve(args []string) error {
 	go func() { served <- srv.Serve(ln) }()
 
 	var admin *gateway.Admin
+	// reloadMu makes each reload — SIGHUP, the file watcher, POST
+	// /reload — read, compile and swap in the file as one step, so a
+	// reload that read an older file is never swapped in after a newer one.
+	var reloadMu sync.Mutex
 	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
 		err := gw.ReloadFile(*path)
 		if admin != nil {
 			admin.SetReloadResult(err)
