@@ -164,12 +164,18 @@ func (a *Admin) metrics(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// ReloadFile loads path, compiles it and swaps it in. An invalid file is
-// refused and the running configuration kept; the outcome is logged once
-// and counted, and returned. Calls must not overlap: one that read the
-// file earlier could swap it in after one that read it later.
+// ReloadFile loads path, compiles it and swaps it in. An invalid file, or
+// one that changes a setting applied only at start (RestartOnlyChanges),
+// is refused and the running configuration kept whole; the outcome is
+// logged once and counted, and returned. Calls must not overlap: one that
+// read the file earlier could swap it in after one that read it later.
 func (g *Gateway) ReloadFile(path string) error {
 	cfg, err := LoadFile(path)
+	if err == nil {
+		if p := RestartOnlyChanges(g.routes.Load().cfg, cfg); len(p) > 0 {
+			err = &ConfigError{File: path, Problems: p, Heading: "settings applied only at start changed in"}
+		}
+	}
 	if err == nil {
 		err = g.Reload(cfg)
 	} else {

@@ -232,11 +232,17 @@ const (
 type ConfigError struct {
 	File     string
 	Problems []string
+	// Heading is the first line's start; "" is "invalid configuration".
+	Heading string
 }
 
 func (e *ConfigError) Error() string {
 	var b strings.Builder
-	b.WriteString("invalid configuration")
+	if e.Heading != "" {
+		b.WriteString(e.Heading)
+	} else {
+		b.WriteString("invalid configuration")
+	}
 	if e.File != "" {
 		b.WriteString(" ")
 		b.WriteString(e.File)
@@ -246,6 +252,57 @@ func (e *ConfigError) Error() string {
 		b.WriteString(p)
 	}
 	return b.String()
+}
+
+// reloadable are the top-level keys a reload applies; every other
+// setting is read once, at start (README, Reload).
+var reloadable = map[string]bool{"public_url": true, "trusted_proxies": true, "limits": true, "tables": true}
+
+// secretSettings are the restart-only settings that may hold a secret.
+var secretSettings = map[string]bool{"admin_token": true, "downstream.url": true, "cluster.redis_url": true}
+
+// RestartOnlyChanges lists the settings that differ between the running
+// configuration and next but are applied only at start, each named with
+// both values (a secret's not quoted). A reload that would change one is
+// refused: swapped in, it would serve those settings unapplied.
+func RestartOnlyChanges(running, next *Config) []string {
+	var problems []string
+	var walk func(path string, a, b reflect.Value)
+	walk = func(path string, a, b reflect.Value) {
+		if a.Kind() == reflect.Struct && a.Type() != durationType {
+			for i := 0; i < a.NumField(); i++ {
+				name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
+				if path == "" && reloadable[name] {
+					continue
+				}
+				walk(joinPath(path, name), a.Field(i), b.Field(i))
+			}
+			return
+		}
+		if reflect.DeepEqual(a.Interface(), b.Interface()) {
+			return
+		}
+		show := func(v reflect.Value) string {
+			switch x := v.Interface().(type) {
+			case Duration:
+				return time.Duration(x).String()
+			case string:
+				if secretSettings[path] {
+					return fmt.Sprintf("%q", RedactURL(x))
+				}
+				return fmt.Sprintf("%q", x)
+			}
+			return fmt.Sprint(v.Interface())
+		}
+		was, now := show(a), show(b)
+		if secretSettings[path] && (path == "admin_token" || was == now) {
+			problems = append(problems, path+": changed (not quoted); applied only at start: restart hookgate, or set it back to reload the rest")
+			return
+		}
+		problems = append(problems, fmt.Sprintf("%s: %s (running: %s); applied only at start: restart hookgate, or set it back to reload the rest", path, now, was))
+	}
+	walk("", reflect.ValueOf(*running), reflect.ValueOf(*next))
+	return problems
 }
 
 // LoadFile reads, defaults and validates the YAML file at path.

@@ -324,3 +324,43 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartOnlyChanges: the settings a reload does not apply are each
+// named with both values, a secret's never quoted; those it applies are
+// not named.
+func TestRestartOnlyChanges(t *testing.T) {
+	const base = "public_url: http://gw.example\nlimits: {table_rps: 10}\ncluster: {redis_url: \"redis://:pw-one@r:6379/0\"}\ntables: [{id: t, automations: [{id: a, token: " + goodToken + "}]}]\n"
+	running, err := Parse([]byte(base), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(change, want string) {
+		t.Helper()
+		next, err := Parse([]byte(change+base), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(RestartOnlyChanges(running, next), "\n")
+		if want == "" && got != "" || !strings.Contains(got, want) {
+			t.Errorf("%q: changes %q, want %q", change, got, want)
+		}
+		if strings.Contains(got, "pw-") || strings.Contains(got, "adm-") {
+			t.Errorf("%q: changes quote a secret: %s", change, got)
+		}
+	}
+	f("", "")
+	f("trusted_proxies: [10.0.0.0/8]\n", "")
+	f("idempotency_window: 1h\n", "idempotency_window: 1h0m0s (running: 3h0m0s)")
+	f("downstream: {breaker: {failures: 9}}\n", "downstream.breaker.failures: 9 (running: 5)")
+	f("admin_listen: 127.0.0.1:9\n", `admin_listen: "127.0.0.1:9" (running: "")`)
+	f("admin_token: adm-0123456789\n", "admin_token: changed (not quoted)")
+	f("downstream: {url: \"https://u:pw-two@engine/in\"}\n", `downstream.url: "https://engine/in" (running: "file:data/events.jsonl")`)
+	f("log: {sample_thereafter: 3}\n", "log.sample_thereafter: 3 (running: 0)")
+	next, err := Parse([]byte(strings.Replace(base, "pw-one", "pw-two", 1)), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(RestartOnlyChanges(running, next), "\n"); !strings.HasPrefix(got, "cluster.redis_url: changed (not quoted)") {
+		t.Errorf("a new Redis password: %q", got)
+	}
+}

@@ -22,6 +22,9 @@ type routes struct {
 	trusted prefixes
 	maxBody int
 	list    []*route // in config order
+	// cfg is the configuration compiled, which a reload compares with
+	// (RestartOnlyChanges).
+	cfg *Config
 }
 
 // route is one compiled automation.
@@ -57,6 +60,7 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 	rs := &routes{
 		seed:    maphash.MakeSeed(),
 		maxBody: int(cfg.MaxBodyBytes),
+		cfg:     cfg,
 	}
 	n := 0
 	for _, t := range cfg.Tables {

@@ -62,3 +62,58 @@ func TestOverlappingReloadsEndOnTheFile(t *testing.T) {
 		t.Error("a webhook token reached the log")
 	}
 }
+
+// TestReloadRefusesRestartOnlyChanges: a file that changes a setting
+// applied only at start (the listeners, the body cap, the flow engine,
+// the server limits, the log, the Client-Token store, the admin token)
+// is refused whole — not served half-applied, the body cap live and the
+// rest ignored — its problems naming each such field; the running
+// configuration keeps serving, a token rotated in the same file
+// included; set back, the file reloads.
+func TestReloadRefusesRestartOnlyChanges(t *testing.T) {
+	const tokRotated = "tok-rotated-0123456789abcdef"
+	g, s, admin := adminGateway(t, "")
+	path := filepath.Join(g.dir, "hookgate.yaml")
+	original, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(content string) (int, string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return get(t, "POST", admin+"/reload")
+	}
+	rotated := strings.Replace(string(original), tokAnon, tokRotated, 1)
+	big := []byte(`{"x":"` + strings.Repeat("a", 200) + `"}`)
+	tests := []struct {
+		name, old, new, want string
+	}{
+		{"body cap", "listen: ", "max_body_bytes: 100\nlisten: ", "max_body_bytes: 100 (running: 4194304)"},
+		{"flow engine", s.URL, s.URL + "/elsewhere", `downstream.url: "` + s.URL + `/elsewhere" (running: "` + s.URL + `")`},
+		{"hand-over timeout", "timeout: 2s", "timeout: 3s", "downstream.timeout: 3s (running: 2s)"},
+		{"log level", "level: debug", "level: info", `log.level: "info" (running: "debug")`},
+		{"server limit", "listen: ", "server: {max_conns_per_ip: 5}\nlisten: ", "server.max_conns_per_ip: 5 (running: 1024)"},
+		{"admin token", "listen: ", "admin_token: adm-0123456789abcdefghijkl\nlisten: ", "admin_token: changed (not quoted)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(rotated, tc.old) {
+				t.Fatalf("the configuration lacks %q", tc.old)
+			}
+			status, body := reload(strings.Replace(rotated, tc.old, tc.new, 1))
+			if status != 422 || !strings.Contains(body, tc.want) || !strings.Contains(body, "restart") {
+				t.Fatalf("POST /reload: %d %s\nwant 422 naming %q", status, body, tc.want)
+			}
+			assertNoSecrets(t, "POST /reload's answer", body)
+			// Nothing of the file is live: not the rotated token, not the cap.
+			post(t, "POST", g.url(tokAnon), big).want(t, 200, 0, "")
+			post(t, "POST", g.url(tokRotated), productBody).want(t, 404, 800004404, "webhook not found")
+		})
+	}
+	if status, body := reload(rotated); status != 200 {
+		t.Fatalf("reload of the running settings with a rotated token: %d %s", status, body)
+	}
+	post(t, "POST", g.url(tokRotated), big).want(t, 200, 0, "")
+}
