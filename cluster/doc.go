@@ -80,13 +80,17 @@
 //   - a Claim that timed out may still reach a Redis that was only slow,
 //     leaving the token in flight until InFlightTTL: retries get 409
 //     until then, and the token never triggers twice;
-//   - a done mark that fails leaves the token in flight in Redis until
-//     InFlightTTL, after which it could trigger again (this replica's
-//     cache still answers Duplicate while it holds it); so does a gateway
-//     killed (not stopped) with marks queued, for the marks of the last
-//     round trip or so; a Release that fails leaves the token in flight
-//     until InFlightTTL (409 for retries until then). Failures are
-//     logged, once per batch of marks.
+//   - a done mark that fails is sent again every RetryInterval until
+//     Redis takes it (this replica's cache answers Duplicate meanwhile),
+//     so a delivered token does not become claimable when its in-flight
+//     key expires; only a Redis away for longer than InFlightTTL leaves a
+//     moment, before the mark lands, in which another replica could
+//     claim it. A gateway killed (not stopped) with marks queued, or
+//     stopped while Redis is still away, loses those marks: their tokens
+//     stay in flight until InFlightTTL, then could trigger again. A
+//     Release that fails leaves the token in flight until InFlightTTL
+//     (409 for retries until then). Failures are logged, once per batch
+//     of marks.
 //
 // The connections are re-established by the client. A Redis unreachable
 // when Open is called is handled the same way, but it must then be a

@@ -221,3 +221,62 @@ func (p *cutProxy) relay(c net.Conn, gate chan struct{}) {
 	}
 	c.Close()
 }
+
+// TestDoneMarkRetried: a done mark Redis could not take — it was down as
+// the flow engine answered — is sent again until it lands, so the token
+// becomes a duplicate for every gateway rather than claimable again once
+// its in-flight TTL runs out.
+func TestDoneMarkRetried(t *testing.T) {
+	srv := redistest.Start(t)
+	if !srv.CanStop() {
+		t.Skip("needs a private redis-server")
+	}
+	rdb := inspect(t, srv)
+	const window = time.Hour
+	for _, tc := range []struct {
+		name string
+		keep bool // Redis keeps its data over the restart
+	}{
+		{"redis restarted with its data", true},
+		{"redis restarted empty", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := prefixFor(t)
+			first := open(t, srv, prefix, func(cfg *cluster.Config) {
+				cfg.Timeout = 150 * time.Millisecond
+				cfg.RetryInterval = 20 * time.Millisecond
+				cfg.InFlightTTL = inFlightTTL
+				cfg.Window = window
+			})
+			second := open(t, srv, prefix, nil)
+			token := []byte("6f1c1a57-1d9c-4a1e-9b1a-6a2f0e0b7c11")
+			tk, r := first.Tokens().Claim("tbl", "new_product", token, now())
+			if r != idempotency.Claimed {
+				t.Fatalf("claim: %v", r)
+			}
+			srv.Stop(t, tc.keep)
+			errs := first.Stats().Errors
+			first.Tokens().Done(tk, now()) // the event was delivered
+			if !eventually(t, 2*time.Second, func() bool { return first.Stats().Errors > errs }) {
+				t.Fatalf("the mark did not fail with redis down: %+v", first.Stats())
+			}
+			srv.Restart(t)
+			time.Sleep(inFlightTTL + 100*time.Millisecond) // past the claim's in-flight TTL
+			// The other gateway finds Redis back after its own retry
+			// interval; until then it refuses. It must never claim.
+			for end := time.Now().Add(3 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				_, r := second.Tokens().Claim("tbl", "new_product", token, now())
+				if r == idempotency.Duplicate {
+					break
+				}
+				if r == idempotency.Claimed || time.Now().After(end) {
+					t.Fatalf("the other gateway's claim of the delivered token: %v, want duplicate", r)
+				}
+			}
+			key := prefix + "ct:{tbl}:" + hexKey(tk.Key)
+			if d := pttl(t, rdb, key); d <= window-time.Minute || d > window {
+				t.Errorf("the mark's TTL %v, want about the window %v", d, window)
+			}
+		})
+	}
+}

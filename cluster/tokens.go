@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -182,27 +183,29 @@ func (t *Tokens) cached(k idempotency.Key) bool {
 // wait for a round trip after their hand-over (see doneMarks). Until the
 // mark is in Redis — about a round trip — the token is still in flight
 // there: a Claim of it anywhere answers InFlight (409, retry), never
-// Claimed. When Redis cannot be told, the failure is logged and counted
-// and the token is put in this replica's cache, which then answers
-// Duplicate while it keeps the token; elsewhere the in-flight key expires
-// after InFlightTTL and the token could then trigger again. now is
-// unused.
+// Claimed. When Redis cannot be told, the failure is logged and counted,
+// the token is put in this replica's cache, which then answers Duplicate
+// while it keeps the token, and the mark is sent again every
+// RetryInterval until Redis takes it (see doneMarks). now is unused.
 func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
 	m := &t.marks
 	m.mu.Lock()
 	if len(m.queue) >= maxQueuedMarks {
 		m.mu.Unlock()
-		t.markDone([]idempotency.Ticket{tk}) // Redis is behind: wait for it
+		// Redis is behind: wait for it.
+		if failed := t.markDone([]idempotency.Ticket{tk}, nil); len(failed) > 0 {
+			m.mu.Lock()
+			m.retry = append(m.retry, failed...)
+			m.mu.Unlock()
+			m.wakeWriter()
+		}
 		return
 	}
 	m.queue = append(m.queue, tk)
 	first := len(m.queue) == 1
 	m.mu.Unlock()
 	if first {
-		select {
-		case m.wake <- struct{}{}:
-		default: // the writer is already woken
-		}
+		m.wakeWriter()
 	}
 }
 
@@ -211,38 +214,85 @@ func (t *Tokens) Done(tk idempotency.Ticket, now int64) {
 // than grow the queue.
 const maxQueuedMarks = 1 << 14
 
+// maxRetriedMarks bounds the marks kept to be sent again. Claims are
+// refused while Redis is unavailable, so only the requests in flight when
+// it went away add to them; past the bound the oldest are given up
+// (logged), as every mark was before it was retried.
+const maxRetriedMarks = 4 * maxQueuedMarks
+
 // doneMarks is the queue of done marks and its writer's signals. Each
 // mark is a command of its own (a SET, routed to the token's slot); the
 // writer sends all those queued while it was busy in one pipelined batch
 // (DoMulti), one write and one wake-up for the lot. A busy gateway so
 // batches as many marks as arrive within a round trip, and a quiet one
 // sends each at once.
+//
+// A mark Redis did not take (it was down, or did not answer in time) is
+// sent again with the next batch, or after RetryInterval when none
+// comes, until Redis takes it or its window has passed: the event was
+// delivered, and until the mark lands the token is only in flight in
+// Redis, claimable anew once InFlightTTL has passed. A retried mark keeps
+// the window counted from its first attempt. A gateway stopped while
+// Redis is away sends them once more and gives up on those still
+// refused (logged).
 type doneMarks struct {
-	mu      sync.Mutex
+	mu      sync.Mutex // guards queue and retry
 	queue   []idempotency.Ticket
+	retry   []failedMark  // failed in a Done that sent its own, for the writer
 	wake    chan struct{} // a mark was queued into an empty queue
 	stop    chan struct{} // closed by close
 	stopped chan struct{} // closed by the writer once the queue is sent
 }
 
-// markWriter sends the queued marks until close, then those left.
+// failedMark is a done mark Redis did not take, to be sent again.
+type failedMark struct {
+	tk    idempotency.Ticket
+	until time.Time // the end of its window, from its first attempt
+}
+
+func (m *doneMarks) wakeWriter() {
+	select {
+	case m.wake <- struct{}{}:
+	default: // the writer is already woken
+	}
+}
+
+// markWriter sends the queued marks, and again those Redis did not take,
+// until close, then those left.
 func (t *Tokens) markWriter() {
 	m := &t.marks
 	defer close(m.stopped)
 	var batch []idempotency.Ticket
+	var retry []failedMark
 	for {
 		stopping := false
+		var again <-chan time.Time
+		if len(retry) > 0 {
+			again = time.After(t.c.retryInterval)
+		}
 		select {
 		case <-m.wake:
+		case <-again:
 		case <-m.stop:
 			stopping = true
 		}
 		m.mu.Lock()
 		batch, m.queue = m.queue, batch[:0]
+		retry = append(retry, m.retry...)
+		clear(m.retry)
+		m.retry = m.retry[:0]
 		m.mu.Unlock()
-		if len(batch) > 0 {
-			t.markDone(batch)
+		if len(batch) > 0 || len(retry) > 0 {
+			retry = t.markDone(batch, retry)
 			clear(batch) // drop the ids
+		}
+		if n := len(retry) - maxRetriedMarks; n > 0 || stopping && len(retry) > 0 {
+			if stopping {
+				n = len(retry)
+			}
+			t.c.log.Error("gave up marking client-tokens done in redis; they stay in flight until in_flight_ttl, then could trigger again",
+				zap.Int("tokens", n), zap.String("automation", retry[0].tk.Automation))
+			retry = slices.Delete(retry, 0, n)
 		}
 		if stopping {
 			return
@@ -250,42 +300,72 @@ func (t *Tokens) markWriter() {
 	}
 }
 
-// markDone sets the tokens done in Redis for the window, in one pipelined
-// batch. SET is idempotent, so rueidis may resend it after a network
-// error within the deadline. A mark Redis did not take is logged and
-// counted, and the token cached here as done.
-func (t *Tokens) markDone(batch []idempotency.Ticket) {
-	ms := t.window.Milliseconds()
-	cmds := make(rueidis.Commands, len(batch))
-	for i, tk := range batch {
-		cmds[i] = t.c.rdb.B().Set().Key(t.redisKey(tk.Table, tk.Key)).Value("d").PxMilliseconds(ms).Build().ToRetryable()
+// markDone sets the tokens done in Redis in one pipelined batch: those of
+// fresh for the window, those of retry for what is left of theirs. SET is
+// idempotent, so rueidis may resend it after a network error within the
+// deadline. It returns the marks Redis did not take: each is counted and
+// its token cached here as done, and the failures of fresh marks are
+// logged (once per batch). A retried mark whose window has passed is
+// dropped.
+func (t *Tokens) markDone(fresh []idempotency.Ticket, retry []failedMark) []failedMark {
+	now := time.Now()
+	cmds := make(rueidis.Commands, 0, len(fresh)+len(retry))
+	for _, tk := range fresh {
+		cmds = append(cmds, t.markCmd(tk, t.window))
 	}
-	ctx := t.c.ctx()
-	res := t.c.rdb.DoMulti(ctx, cmds...)
-	t.c.roundTrips.Add(uint64(len(batch)))
-	t.c.doneMarks.Add(uint64(len(batch)))
-	t.c.markBatches.Add(1)
-	failed, first := 0, 0
-	var firstErr error
-	for i, r := range res {
-		if err := r.Error(); err != nil {
-			// The event was delivered: keep the token here at least.
-			t.remember(batch[i].Key, t.window-time.Since(t.c.deadlines.opened(ctx)))
-			if failed == 0 {
-				first, firstErr = i, err
-				t.c.failed(err)
-			} else {
-				t.c.errors.Add(1)
-			}
-			failed++
+	live := retry[:0]
+	for _, f := range retry {
+		if left := f.until.Sub(now); left >= time.Millisecond {
+			cmds = append(cmds, t.markCmd(f.tk, left))
+			live = append(live, f)
 		}
 	}
-	if failed > 0 {
-		t.c.log.Error("cannot mark client-tokens done in redis; they stay in flight until in_flight_ttl, then could trigger again",
-			zap.Int("tokens", failed), zap.String("automation", batch[first].Automation), zap.Error(firstErr))
-		return
+	retry = live
+	ctx := t.c.ctx()
+	res := t.c.rdb.DoMulti(ctx, cmds...)
+	t.c.roundTrips.Add(uint64(len(cmds)))
+	t.c.doneMarks.Add(uint64(len(cmds)))
+	t.c.markBatches.Add(1)
+	var failed []failedMark
+	first := -1
+	var firstErr error
+	for i, r := range res {
+		err := r.Error()
+		if err == nil {
+			continue
+		}
+		f := failedMark{until: now.Add(t.window)}
+		if i < len(fresh) {
+			f.tk = fresh[i]
+			if first < 0 {
+				first = i
+			}
+		} else {
+			f = retry[i-len(fresh)]
+		}
+		// The event was delivered: keep the token here at least.
+		t.remember(f.tk.Key, time.Until(f.until))
+		if len(failed) == 0 {
+			firstErr = err
+			t.c.failed(err)
+		} else {
+			t.c.errors.Add(1)
+		}
+		failed = append(failed, f)
 	}
-	t.c.answered()
+	if len(failed) == 0 {
+		t.c.answered()
+	}
+	if first >= 0 {
+		t.c.log.Error("cannot mark client-tokens done in redis; sending them again until it takes them",
+			zap.Int("tokens", len(failed)), zap.String("automation", fresh[first].Automation), zap.Error(firstErr))
+	}
+	return failed
+}
+
+// markCmd is the SET that marks tk done for ttl.
+func (t *Tokens) markCmd(tk idempotency.Ticket, ttl time.Duration) rueidis.Completed {
+	return t.c.rdb.B().Set().Key(t.redisKey(tk.Table, tk.Key)).Value("d").PxMilliseconds(ttl.Milliseconds()).Build().ToRetryable()
 }
 
 // Release forgets a claimed token that did not trigger, so the caller's
