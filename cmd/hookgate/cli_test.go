@@ -178,3 +178,53 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestCLIRefusesStrayArguments: a file named without -config is not
+// silently replaced by the default one — `check` said the default file
+// was OK (exit 0) for a file it never read, and `serve` would have run
+// the default configuration.
+func TestCLIRefusesStrayArguments(t *testing.T) {
+	// A directory holding the default configs/hookgate.yaml: the example,
+	// on free addresses.
+	dir := t.TempDir()
+	example, err := os.ReadFile("../../configs/hookgate.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := strings.Replace(string(example), "listen: 127.0.0.1:8080", "listen: "+freeAddr(t), 1)
+	def = strings.Replace(def, "admin_listen: 127.0.0.1:9090", "admin_listen: "+freeAddr(t), 1)
+	os.Mkdir(filepath.Join(dir, "configs"), 0o700)
+	if err := os.WriteFile(filepath.Join(dir, "configs", "hookgate.yaml"), []byte(def), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "mine.yaml")
+	for _, args := range [][]string{
+		{"check", missing},
+		{"check", "-config", "configs/hookgate.yaml", missing},
+		{"urls", missing},
+		{"serve", missing},
+		{"sign", "-automation", "new_product", missing},
+	} {
+		t.Run(strings.Join(args[:1], " "), func(t *testing.T) {
+			cmd := exec.Command(binary, args...)
+			cmd.Dir = dir
+			done := make(chan struct{})
+			var out []byte
+			var err error
+			go func() { out, err = cmd.CombinedOutput(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("%v kept running: %s", args, out)
+			}
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("%v: %v, want exit 2\n%s", args, err, out)
+			}
+			if !strings.Contains(string(out), `unexpected argument "`+missing+`"`) || !strings.Contains(string(out), "-config") {
+				t.Fatalf("%v: output does not name the argument:\n%s", args, out)
+			}
+		})
+	}
+}

@@ -81,9 +81,20 @@ func configFlag(name string, args []string) (*flag.FlagSet, *string) {
 	return fs, path
 }
 
+// parseFlags parses a command's flags and refuses any argument left after
+// them (exit 2, as for a bad flag): a file named without -config would
+// otherwise be passed over for the default one.
+func parseFlags(fs *flag.FlagSet, args []string) {
+	_ = fs.Parse(args)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "hookgate %s: unexpected argument %q; name the configuration file with -config FILE\n", fs.Name(), fs.Arg(0))
+		os.Exit(2)
+	}
+}
+
 func check(args []string) error {
 	fs, path := configFlag("check", args)
-	_ = fs.Parse(args)
+	parseFlags(fs, args)
 	cfg, err := gateway.LoadFile(*path)
 	if err != nil {
 		return err
@@ -111,7 +122,7 @@ func token() error {
 func urls(args []string) error {
 	fs, path := configFlag("urls", args)
 	curl := fs.Bool("curl", false, "print a curl command that fires each automation")
-	_ = fs.Parse(args)
+	parseFlags(fs, args)
 	cfg, err := gateway.LoadFile(*path)
 	if err != nil {
 		return err
@@ -134,7 +145,7 @@ func sign(args []string) error {
 	automation := fs.String("automation", "", "automation id")
 	bodyFile := fs.String("body", "-", "file holding the body; - for stdin")
 	id := fs.String("id", "", "delivery id for standard-webhooks (default: a fresh one)")
-	_ = fs.Parse(args)
+	parseFlags(fs, args)
 	cfg, err := gateway.LoadFile(*path)
 	if err != nil {
 		return err
@@ -161,7 +172,7 @@ func sign(args []string) error {
 
 func serve(args []string) error {
 	fs, path := configFlag("serve", args)
-	_ = fs.Parse(args)
+	parseFlags(fs, args)
 	cfg, err := gateway.LoadFile(*path)
 	if err != nil {
 		return err
