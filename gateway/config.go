@@ -753,10 +753,13 @@ func (v *validator) automation(ap string, c *Config, t *Table, a *Automation, to
 	}
 }
 
-// callsWebhook reports whether u's path is the webhook path of token.
+// callsWebhook reports whether u's path ends in the webhook path of
+// token: the gateway's own path, or the one a public_url with a base path
+// (a proxy's /hooks) prints, which the proxy maps to it. The token is
+// secret, so no other endpoint has it in its path.
 func callsWebhook(u *url.URL, token string) bool {
 	p := strings.TrimRight(u.Path, "/")
-	return p == webhookPrefix+token
+	return strings.HasSuffix(p, webhookPrefix+token)
 }
 
 // secret resolves a value given inline or through an environment variable.

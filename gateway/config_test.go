@@ -67,6 +67,7 @@ func TestParseErrorsNameFieldAndValue(t *testing.T) {
 		{"missing env", "tables:\n  - id: t\n    automations:\n      - {id: a, token_env: NOPE}\n", `tables[0].automations[0].token_env: environment variable "NOPE" is not set`},
 		{"rps above table", automation(`, rps: 60`), "tables[0].automations[0].rps: 60 is above its table's 50 req/s"},
 		{"loop url", automation(`, http_step_urls: ["https://gw.example/webhook/flow/` + goodToken + `"]`), `tables[0].automations[0].http_step_urls[0]: calls automation "a"'s own webhook`},
+		{"loop url behind a base path", "public_url: https://gw.example/hooks\n" + automation(`, http_step_urls: ["https://gw.example/hooks/webhook/flow/`+goodToken+`"]`), `tables[0].automations[0].http_step_urls[0]: calls automation "a"'s own webhook`},
 		{"downstream", "downstream: {url: ftp://x}\n" + automation(""), `downstream.url: "ftp://x": use http://, https:// or file:<path>`},
 		{"password with a slash", "downstream: {url: \"http://hook:1234/s3cret@engine/in\"}\n" + automation(""), `downstream.url: an '@' follows the host`},
 		{"socket on file", "downstream: {socket: /run/engine.sock}\n" + automation(""), `downstream.socket: "/run/engine.sock" needs an http:// downstream.url, got "file:data/events.jsonl"`},
