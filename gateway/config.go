@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -576,10 +577,17 @@ func (v *validator) hostPort(field, s string) {
 	if _, err := netip.ParseAddrPort(s); err == nil {
 		return
 	}
-	if i := strings.LastIndexByte(s, ':'); i >= 0 && i < len(s)-1 {
-		return // host names such as localhost:8080 are left to the listener
+	// Host names such as localhost:8080 are left to the listener; the
+	// port is checked as the listener reads it (a number up to 65535, or
+	// a service name).
+	_, port, err := net.SplitHostPort(s)
+	if err != nil || port == "" {
+		v.addf(field, "%q is not host:port", s)
+		return
 	}
-	v.addf(field, "%q is not host:port", s)
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		v.addf(field, "%q has no valid port", s)
+	}
 }
 
 func (v *validator) rate(field string, r float64) {

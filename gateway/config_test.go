@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -298,6 +299,8 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 		{"prefix with a hash tag", redis + `, prefix: "{hg}:"}`, `cluster.prefix: "{hg}:" has '{' or '}'`},
 		{"default claim TTL under the hand-over", redis + "}\ndownstream: {timeout: 2m}", "cluster.in_flight_ttl: 1m0s (the default) must be longer than downstream.timeout 2m0s"},
 		{"window under a millisecond", redis + "}\nidempotency_window: 500us", "idempotency_window: 500µs is under 1ms"},
+		{"listen port out of range", `listen: "127.0.0.1:99999"`, `listen: "127.0.0.1:99999" has no valid port`},
+		{"admin port not a number", `admin_listen: "127.0.0.1:nine"`, `admin_listen: "127.0.0.1:nine" has no valid port`},
 		{"file URL on another host", `downstream: {url: "file://otherhost/x"}`, `downstream.url: "file://otherhost/x" names host "otherhost"`},
 		{"file URL of the root", `downstream: {url: "file:/"}`, `downstream.url: "file:/" names no file`},
 		{"file URL, empty host and path", `downstream: {url: "file://"}`, `downstream.url: "file://" names no file`},
@@ -310,6 +313,12 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+	for _, addr := range []string{"127.0.0.1:99999", "127.0.0.1:nine"} {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			t.Errorf("the listener takes %q", addr)
+		}
 	}
 	// The file URLs the check takes are the ones the sink opens.
 	dir := t.TempDir()
