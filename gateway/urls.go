@@ -36,12 +36,18 @@ func ExampleCurl(cfg *Config, a *Automation) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "curl -sS -X POST '%s'", WebhookURL(cfg, a))
+	fmt.Fprintf(&b, "curl -sS -X POST %s", shellQuote(WebhookURL(cfg, a)))
 	if a.Credential != "" {
-		fmt.Fprintf(&b, " -H 'Authorization: Bearer %s'", a.Credential)
+		fmt.Fprintf(&b, " -H %s", shellQuote("Authorization: Bearer "+a.Credential))
 	}
-	fmt.Fprintf(&b, " -H 'Content-Type: application/json' --data-raw '%s'", strings.ReplaceAll(body, "'", `'\''`))
+	fmt.Fprintf(&b, " -H 'Content-Type: application/json' --data-raw %s", shellQuote(body))
 	return b.String()
+}
+
+// shellQuote quotes s as one word for a POSIX shell: a credential may
+// hold any visible character, quotes and $( ) included.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Summary returns one line per automation for `hookgate check`: its
@@ -116,16 +122,16 @@ func SignedCurl(cfg *Config, automation string, body []byte, now time.Time, id s
 				u += "?" + query
 			}
 			var c strings.Builder
-			fmt.Fprintf(&c, "curl -sS -X POST '%s'", u)
+			fmt.Fprintf(&c, "curl -sS -X POST %s", shellQuote(u))
 			for _, h := range hs {
 				headers = append(headers, h[0]+": "+h[1])
-				fmt.Fprintf(&c, " -H '%s: %s'", h[0], h[1])
+				fmt.Fprintf(&c, " -H %s", shellQuote(h[0]+": "+h[1]))
 			}
 			if query != "" {
 				headers = append(headers, "query: "+query)
 			}
 			if a.Credential != "" {
-				fmt.Fprintf(&c, " -H 'Authorization: Bearer %s'", a.Credential)
+				fmt.Fprintf(&c, " -H %s", shellQuote("Authorization: Bearer "+a.Credential))
 			}
 			fmt.Fprintf(&c, " -H 'Content-Type: application/json' --data-binary @-")
 			return headers, c.String(), nil

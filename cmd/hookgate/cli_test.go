@@ -228,3 +228,36 @@ func TestCLIRefusesStrayArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestURLsCurlQuotesForTheShell: the curl `hookgate urls -curl` prints
+// for a credential holding quotes and shell syntax — any visible ASCII is
+// a valid credential — runs as printed: the credential reaches the
+// gateway whole and nothing of it is run by the shell.
+func TestURLsCurlQuotesForTheShell(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	const cred = `x'$(touch${IFS}pwned)'"` + "`touch${IFS}pwned2`"
+	g := startGateway(t, `listen: LISTEN
+tables:
+  - id: t
+    automations:
+      - {id: quoted, token: tok-quoted-0123456789abcdef, credential: '`+strings.ReplaceAll(cred, "'", "''")+`'}
+`)
+	out, err := run(t, "urls", "-curl", "-config", filepath.Join(g.dir, "hookgate.yaml"))
+	if err != nil {
+		t.Fatalf("urls -curl: %v\n%s", err, out)
+	}
+	line := strings.TrimSpace(strings.SplitN(out, "\n", 2)[1])
+	sh := exec.Command("sh", "-c", line)
+	sh.Dir = g.dir
+	ans, err := sh.CombinedOutput()
+	if err != nil || !strings.Contains(string(ans), `"triggered":true`) {
+		t.Errorf("%s\n-> %v %s", line, err, ans)
+	}
+	for _, f := range []string{"pwned", "pwned2"} {
+		if _, err := os.Stat(filepath.Join(g.dir, f)); err == nil {
+			t.Errorf("the shell ran part of the credential (%s exists)", f)
+		}
+	}
+}
