@@ -173,6 +173,14 @@ func sign(args []string) error {
 func serve(args []string) error {
 	fs, path := configFlag("serve", args)
 	parseFlags(fs, args)
+	// Signals are taken from the start, so one that arrives while the
+	// gateway starts is handled once it has (a reload, or a graceful
+	// stop), not by its default action, which ends the process. Reloads
+	// and stops have channels of their own: a queued SIGHUP can't crowd
+	// out a SIGTERM.
+	hup, stop := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	cfg, err := gateway.LoadFile(*path)
 	if err != nil {
 		return err
@@ -269,17 +277,13 @@ func serve(args []string) error {
 		zap.String("admin_listen", adminAddr), zap.String("downstream", gateway.RedactURL(cfg.Downstream.URL)),
 		zap.String("downstream_socket", cfg.Downstream.Socket), zap.Bool("cluster", cfg.Cluster.RedisURL != ""), zap.Int("tables", len(cfg.Tables)), zap.Int("automations", n))
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for {
 		select {
 		case err := <-served:
 			return fmt.Errorf("serve: %w", err)
-		case s := <-sigs:
-			if s == syscall.SIGHUP {
-				reload()
-				continue
-			}
+		case <-hup:
+			reload()
+		case s := <-stop:
 			log.Info("stopping", zap.String("signal", s.String()))
 			// Shutdown stops accepting and waits for in-flight requests;
 			// only then is the sink closed, so every answered event is in.

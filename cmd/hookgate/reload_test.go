@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -116,4 +118,73 @@ func TestReloadRefusesRestartOnlyChanges(t *testing.T) {
 		t.Fatalf("reload of the running settings with a rotated token: %d %s", status, body)
 	}
 	post(t, "POST", g.url(tokRotated), big).want(t, 200, 0, "")
+}
+
+// TestSignalsDuringStart: a SIGHUP or SIGTERM that arrives while the
+// gateway is still starting (loading a large file) is handled as SPEC §9
+// says once it can be — a reload, or a graceful stop with exit 0 — not by
+// the signal's default action, which ended the process.
+func TestSignalsDuringStart(t *testing.T) {
+	var cfg strings.Builder
+	addr := freeAddr(t)
+	cfg.WriteString("listen: " + addr + "\ntables:\n  - id: t\n    automations:\n")
+	for i := range 40000 {
+		fmt.Fprintf(&cfg, "      - {id: bulk%d, token: tok-bulk-%06d-0123456789abcdef, keywords: [k%d]}\n", i, i, i)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "hookgate.yaml")
+			if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(binary, "serve", "-config", path)
+			cmd.Dir = dir
+			stderr := &lockedBuffer{}
+			cmd.Stderr = stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			defer func() {
+				cmd.Process.Kill()
+				if t.Failed() {
+					t.Logf("gateway log:\n%s", stderr.String())
+				}
+			}()
+			time.Sleep(50 * time.Millisecond) // the runtime is up, the file still loading
+			if strings.Contains(stderr.String(), "hookgate started") {
+				t.Skip("started within 50ms: no signal during start to send")
+			}
+			cmd.Process.Signal(sig)
+			if sig == syscall.SIGTERM {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatalf("exit after SIGTERM during start: %v, want 0", err)
+					}
+				case <-time.After(15 * time.Second):
+					t.Fatal("no exit after SIGTERM during start")
+				}
+				return
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(stderr.String(), "configuration reloaded") {
+				select {
+				case err := <-done:
+					t.Fatalf("hookgate ended on SIGHUP during start: %v", err)
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the SIGHUP during start was not taken as a reload")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			if err := <-done; err != nil {
+				t.Fatalf("exit after SIGTERM: %v, want 0", err)
+			}
+		})
+	}
 }
