@@ -512,9 +512,8 @@ func (v *validator) config(c *Config) {
 		if u, err := url.Parse(c.Cluster.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			v.addf("cluster.redis_url", "%q is not a redis:// URL", RedactURL(c.Cluster.RedisURL))
 		}
-		if c.Cluster.Timeout < 0 || c.Cluster.InFlightTTL < 0 {
-			v.addf("cluster.timeout", "%s / in_flight_ttl %s must not be negative", time.Duration(c.Cluster.Timeout), time.Duration(c.Cluster.InFlightTTL))
-		}
+		v.notNegative("cluster.timeout", c.Cluster.Timeout)
+		v.notNegative("cluster.in_flight_ttl", c.Cluster.InFlightTTL)
 		// The cluster's defaults are applied when it is opened; the
 		// claim must outlast a hand-over whichever applies.
 		ttl, which := c.Cluster.InFlightTTL, ""
@@ -538,8 +537,11 @@ func (v *validator) config(c *Config) {
 	default:
 		v.addf("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
-	if c.Log.SampleFirst < 0 || c.Log.SampleThereafter < 0 {
-		v.addf("log.sample_first", "%d/%d: sampling settings must not be negative", c.Log.SampleFirst, c.Log.SampleThereafter)
+	if c.Log.SampleFirst < 0 {
+		v.addf("log.sample_first", "%d must not be negative", c.Log.SampleFirst)
+	}
+	if c.Log.SampleThereafter < 0 {
+		v.addf("log.sample_thereafter", "%d must not be negative", c.Log.SampleThereafter)
 	}
 	if len(c.Tables) == 0 {
 		v.addf("tables", "no tables: at least one table with one automation is needed")
@@ -587,6 +589,12 @@ func (v *validator) hostPort(field, s string) {
 	}
 	if _, err := net.LookupPort("tcp", port); err != nil {
 		v.addf(field, "%q has no valid port", s)
+	}
+}
+
+func (v *validator) notNegative(field string, d Duration) {
+	if d < 0 {
+		v.addf(field, "%s must not be negative", time.Duration(d))
 	}
 }
 
@@ -660,9 +668,11 @@ func (v *validator) downstream(d *Downstream) {
 	if d.Breaker.Failures < 1 {
 		v.addf("downstream.breaker.failures", "%d must be at least 1", d.Breaker.Failures)
 	}
-	if d.Breaker.Cooldown <= 0 || d.Breaker.MaxCooldown < d.Breaker.Cooldown {
-		v.addf("downstream.breaker.cooldown", "%s (max_cooldown %s) must be positive and at most max_cooldown",
-			time.Duration(d.Breaker.Cooldown), time.Duration(d.Breaker.MaxCooldown))
+	switch b := d.Breaker; {
+	case b.Cooldown <= 0:
+		v.addf("downstream.breaker.cooldown", "%s must be positive", time.Duration(b.Cooldown))
+	case b.MaxCooldown < b.Cooldown:
+		v.addf("downstream.breaker.max_cooldown", "%s is below cooldown %s", time.Duration(b.MaxCooldown), time.Duration(b.Cooldown))
 	}
 }
 
