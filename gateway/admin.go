@@ -19,7 +19,7 @@ import (
 type Admin struct {
 	g      *Gateway
 	token  []byte
-	reload func() error
+	reload func() (pending []string, err error)
 	// ready reports whether the flow engine can take events.
 	ready func(timeout time.Duration) error
 
@@ -36,9 +36,10 @@ type readiness interface {
 }
 
 // NewAdmin returns the admin handler. reload re-reads the configuration
-// file (the same as SIGHUP); path is named in /readyz. token, when not
-// empty, is the Bearer token every admin request must carry.
-func (g *Gateway) NewAdmin(token, path string, reload func() error) *Admin {
+// file (the same as SIGHUP) and returns what ReloadFile does; path is
+// named in /readyz. token, when not empty, is the Bearer token every admin
+// request must carry.
+func (g *Gateway) NewAdmin(token, path string, reload func() ([]string, error)) *Admin {
 	a := &Admin{g: g, reload: reload, path: path, lastReload: "none"}
 	if token != "" {
 		a.token = []byte(token)
@@ -66,14 +67,19 @@ func (a *Admin) NewServer() *fasthttp.Server {
 }
 
 // SetReloadResult records the outcome of a reload however it was started
-// (SIGHUP, file change, POST /reload), for /readyz.
-func (a *Admin) SetReloadResult(err error) {
+// (SIGHUP, file change, POST /reload), for /readyz: its error, or the
+// settings it left waiting for a restart (ReloadFile).
+func (a *Admin) SetReloadResult(pending []string, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err != nil {
-		a.lastReload = "failed at " + time.Now().UTC().Format(time.RFC3339) + ": " + err.Error()
-	} else {
-		a.lastReload = "ok at " + time.Now().UTC().Format(time.RFC3339)
+	at := time.Now().UTC().Format(time.RFC3339)
+	switch {
+	case err != nil:
+		a.lastReload = "failed at " + at + ": " + err.Error()
+	case len(pending) > 0:
+		a.lastReload = fmt.Sprintf("ok at %s; %d settings applied only at start wait for a restart", at, len(pending))
+	default:
+		a.lastReload = "ok at " + at
 	}
 }
 
@@ -106,13 +112,19 @@ func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
 			ctx.Error("use POST\n", fasthttp.StatusMethodNotAllowed)
 			return
 		}
-		err := a.reload()
+		pending, err := a.reload()
 		if err != nil {
 			ctx.SetStatusCode(fasthttp.StatusUnprocessableEntity)
 			fmt.Fprintf(ctx, "reload refused; generation %d keeps serving:\n%v\n", a.g.Generation(), err)
 			return
 		}
 		fmt.Fprintf(ctx, "reloaded: generation %d\n", a.g.Generation())
+		if len(pending) > 0 {
+			fmt.Fprintf(ctx, "these keep their running values until hookgate restarts:\n")
+			for _, p := range pending {
+				fmt.Fprintf(ctx, "  %s\n", p)
+			}
+		}
 	default:
 		ctx.Error("not found: /healthz /readyz /metrics /reload /debug/pprof/\n", fasthttp.StatusNotFound)
 	}
@@ -164,20 +176,16 @@ func (a *Admin) metrics(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// ReloadFile loads path, compiles it and swaps it in. An invalid file, or
-// one that changes a setting applied only at start (RestartOnlyChanges),
-// is refused and the running configuration kept whole; the outcome is
-// logged once and counted, and returned. Calls must not overlap: one that
-// read the file earlier could swap it in after one that read it later.
-func (g *Gateway) ReloadFile(path string) error {
+// ReloadFile loads path, compiles it and swaps it in. An invalid file is
+// refused and the running configuration kept whole. The settings of a
+// valid file that are applied only at start keep their running values and
+// are returned as pending (see Reload). The outcome is logged once and
+// counted. Calls must not overlap: one that read the file earlier could
+// swap it in after one that read it later.
+func (g *Gateway) ReloadFile(path string) (pending []string, err error) {
 	cfg, err := LoadFile(path)
 	if err == nil {
-		if p := RestartOnlyChanges(g.routes.Load().cfg, cfg); len(p) > 0 {
-			err = &ConfigError{File: path, Problems: p, Heading: "settings applied only at start changed in"}
-		}
-	}
-	if err == nil {
-		err = g.Reload(cfg)
+		pending, err = g.Reload(cfg)
 	} else {
 		g.m.reloads[1].Inc()
 	}
@@ -189,8 +197,11 @@ func (g *Gateway) ReloadFile(path string) error {
 	case err != nil:
 		g.log.Error("reload refused; the running configuration is kept",
 			zap.String("config", path), zap.Uint64("generation", g.Generation()), zap.Error(err))
+	case len(pending) > 0:
+		g.log.Warn("configuration reloaded; settings applied only at start keep their running values until hookgate restarts",
+			zap.String("config", path), zap.Uint64("generation", g.Generation()), zap.Strings("pending", pending))
 	default:
 		g.log.Info("configuration reloaded", zap.String("config", path), zap.Uint64("generation", g.Generation()))
 	}
-	return err
+	return pending, err
 }

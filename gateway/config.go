@@ -233,17 +233,11 @@ const (
 type ConfigError struct {
 	File     string
 	Problems []string
-	// Heading is the first line's start; "" is "invalid configuration".
-	Heading string
 }
 
 func (e *ConfigError) Error() string {
 	var b strings.Builder
-	if e.Heading != "" {
-		b.WriteString(e.Heading)
-	} else {
-		b.WriteString("invalid configuration")
-	}
+	b.WriteString("invalid configuration")
 	if e.File != "" {
 		b.WriteString(" ")
 		b.WriteString(e.File)
@@ -264,8 +258,10 @@ var secretSettings = map[string]bool{"admin_token": true, "downstream.url": true
 
 // RestartOnlyChanges lists the settings that differ between the running
 // configuration and next but are applied only at start, each named with
-// both values (a secret's not quoted). A reload that would change one is
-// refused: swapped in, it would serve those settings unapplied.
+// both values (a secret's not quoted). A reload applies the rest of next
+// and keeps these at their running values (keepStartOnly) until the next
+// start; the list is logged, answered and counted so that no operator
+// takes them for applied.
 func RestartOnlyChanges(running, next *Config) []string {
 	var problems []string
 	var walk func(path string, a, b reflect.Value)
@@ -297,13 +293,30 @@ func RestartOnlyChanges(running, next *Config) []string {
 		}
 		was, now := show(a), show(b)
 		if secretSettings[path] && (path == "admin_token" || was == now) {
-			problems = append(problems, path+": changed (not quoted); applied only at start: restart hookgate, or set it back to reload the rest")
+			problems = append(problems, path+": changed (not quoted); "+appliedAtStart)
 			return
 		}
-		problems = append(problems, fmt.Sprintf("%s: %s (running: %s); applied only at start: restart hookgate, or set it back to reload the rest", path, now, was))
+		problems = append(problems, fmt.Sprintf("%s: %s (running: %s); %s", path, now, was, appliedAtStart))
 	}
 	walk("", reflect.ValueOf(*running), reflect.ValueOf(*next))
 	return problems
+}
+
+const appliedAtStart = "applied only at start: it takes effect when hookgate restarts"
+
+// keepStartOnly returns next with every setting a reload does not apply
+// taken from running, so the generation a reload swaps in is what runs:
+// none of its settings is half applied (the body cap, say, live for the
+// checks but not for the buffers sized from it at start).
+func keepStartOnly(running, next *Config) *Config {
+	c := *next
+	from, to := reflect.ValueOf(running).Elem(), reflect.ValueOf(&c).Elem()
+	for i := 0; i < to.NumField(); i++ {
+		if name, _, _ := strings.Cut(to.Type().Field(i).Tag.Get("yaml"), ","); !reloadable[name] {
+			to.Field(i).Set(from.Field(i))
+		}
+	}
+	return &c
 }
 
 // LoadFile reads, defaults and validates the YAML file at path.

@@ -893,12 +893,17 @@ func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot
 // Reload swaps in a new configuration. Requests in flight finish on the
 // routes they started with; rate-limit buckets of automations and tables
 // that still exist keep their state; a removed automation answers 404 and
-// a rotated token stops working from the next request on.
-func (g *Gateway) Reload(cfg *Config) error {
-	rs, err := compile(cfg, g.routes.Load(), g.m)
+// a rotated token stops working from the next request on. Settings
+// applied only at start keep their running values, cfg's are returned as
+// pending (RestartOnlyChanges) and take effect when the process restarts.
+// An invalid cfg is refused whole.
+func (g *Gateway) Reload(cfg *Config) (pending []string, err error) {
+	prev := g.routes.Load()
+	pending = RestartOnlyChanges(prev.cfg, cfg)
+	rs, err := compile(keepStartOnly(prev.cfg, cfg), prev, g.m)
 	if err != nil {
 		g.m.reloads[1].Inc()
-		return err
+		return nil, err
 	}
 	g.routes.Store(rs)
 	keep := make(map[string]bool, len(rs.list))
@@ -908,7 +913,8 @@ func (g *Gateway) Reload(cfg *Config) error {
 	g.m.prune(keep)
 	g.m.reloads[0].Inc()
 	g.m.generation.Set(float64(g.generation.Add(1)))
-	return nil
+	g.m.restartPending.Set(float64(len(pending)))
+	return pending, nil
 }
 
 // Generation returns the generation of the configuration being served: 1

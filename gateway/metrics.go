@@ -67,7 +67,10 @@ type metrics struct {
 	tokens      [idempotency.Unavailable + 1]prometheus.Counter
 	reloads     [2]prometheus.Counter // ok, failed
 	generation  prometheus.Gauge
-	logSampled  prometheus.Counter
+	// restartPending counts the settings of the live file that wait for a
+	// restart (Reload).
+	restartPending prometheus.Gauge
+	logSampled     prometheus.Counter
 
 	// mu guards routes, the per-automation state kept across reloads.
 	mu     sync.Mutex
@@ -127,6 +130,7 @@ func newMetrics() *metrics {
 	rel := f.counterVec("hookgate_config_reloads_total", "Configuration reloads by result.", "result")
 	m.reloads[0], m.reloads[1] = rel.WithLabelValues("ok"), rel.WithLabelValues("failed")
 	m.generation = f.gauge("hookgate_config_generation", "Generation of the configuration being served; 1 at start, +1 per successful reload.")
+	m.restartPending = f.gauge("hookgate_config_restart_pending", "Settings changed by the last reload that are applied only at start and wait for a restart; 0 when the running settings are the file's.")
 	m.logSampled = f.counter("hookgate_log_lines_sampled_out_total", "Request log lines dropped by sampling; the requests are still counted.")
 	m.unknown = &routeStats{}
 	return m

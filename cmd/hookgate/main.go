@@ -239,14 +239,14 @@ func serve(args []string) error {
 	// /reload — read, compile and swap in the file as one step, so a
 	// reload that read an older file is never swapped in after a newer one.
 	var reloadMu sync.Mutex
-	reload := func() error {
+	reload := func() ([]string, error) {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
-		err := gw.ReloadFile(*path)
+		pending, err := gw.ReloadFile(*path)
 		if admin != nil {
-			admin.SetReloadResult(err)
+			admin.SetReloadResult(pending, err)
 		}
-		return err
+		return pending, err
 	}
 	adminAddr := "off"
 	if cfg.AdminListen != "" {
