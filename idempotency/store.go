@@ -4,7 +4,7 @@
 //
 // A cache that may drop or delay writes cannot be the authority for "at most
 // once", so the Store is an exact set with set-if-absent: Claim puts a token
-// in flight, then Done remembers it until the window has passed or Release
+// in flight until Done remembers it until the window has passed, or Release
 // forgets it (the flow engine refused the event, so the caller's retry must
 // trigger). It never forgets an unexpired token to make room: when it holds
 // its capacity of live tokens, Claim answers Full and the gateway refuses
@@ -221,9 +221,13 @@ func (s *Store) shard(k Key) *shard {
 
 // Claim records k as in flight at now unless it is already live, and says
 // which it was. Only one of any number of concurrent Claims of one key
-// gets Claimed. A Claimed key stays in flight until Done, Release, or
-// now+window, whichever comes first: the deadline keeps a request that
-// never finished from blocking its token forever.
+// gets Claimed. A Claimed key stays in flight until Done or Release,
+// however long that takes: a hand-over may outlast the window (a slow
+// engine, a stalled disk under the file sink), and a claim that lapsed
+// would let a retry trigger while the first request may still trigger
+// too. Every request that claims ends in one of the two, so no claim is
+// left behind; a store shared by processes, one of which may die holding
+// a claim, needs a deadline instead (cluster's in_flight_ttl).
 //
 // A now before the epoch (a clock set before 1970) counts as the epoch,
 // here and in Done: the table's test for expired slots (stale) holds only
@@ -233,7 +237,7 @@ func (s *Store) Claim(k Key, now int64) Result {
 	now = max(now, 0)
 	sh := s.shard(k)
 	sh.mu.Lock()
-	r := sh.claim(k, now, s.expiry(now))
+	r := sh.claim(k, now, math.MaxInt64) // in flight: never stale
 	if sh.claims++; sh.claims%sweepEvery == 0 {
 		sh.sweep(now, sweepEvery*sweepBudget)
 	}

@@ -57,10 +57,16 @@ func TestStateTransitions(t *testing.T) {
 			{"claim", time.Minute + window, Claimed},
 			{"claim", time.Minute + window + 1, InFlight},
 		}},
-		{"in flight expires a window after claim", []op{
+		// A hand-over may outlast a short window (a slow engine, a
+		// stalled disk under the file sink): a claim that lapsed would let
+		// a retry trigger while the first request can still trigger too.
+		{"in flight outlasts the window", []op{
 			{"claim", 0, Claimed},
-			{"claim", window - 1, InFlight},
-			{"claim", window, Claimed},
+			{"claim", window, InFlight},
+			{"claim", 10 * window, InFlight},
+			{"done", 10 * window, 0},
+			{"claim", 11*window - 1, Duplicate},
+			{"claim", 11 * window, Claimed},
 		}},
 		{"release keeps a done token", []op{
 			{"claim", 0, Claimed},
@@ -74,10 +80,9 @@ func TestStateTransitions(t *testing.T) {
 		}},
 		{"done without a live claim records the token", []op{
 			{"claim", 0, Claimed},
-			{"claim", window + time.Second, Claimed}, // the first claim expired
-			{"release", window + time.Second, 0},
-			{"done", window + 2*time.Second, 0},
-			{"claim", window + 3*time.Second, Duplicate},
+			{"release", time.Second, 0},
+			{"done", 2 * time.Second, 0},
+			{"claim", 3 * time.Second, Duplicate},
 		}},
 	}
 	for _, tc := range tests {
@@ -203,6 +208,7 @@ func TestCapacityBound(t *testing.T) {
 			s := New(tc.capacity, window)
 			held := 0
 			var firstFull int = -1
+			var inFlight []Key
 			for i := range 2 * tc.capacity {
 				k := s.Key("auto", tok(uint64(i)))
 				switch r := s.Claim(k, t0+int64(i)); r {
@@ -210,6 +216,8 @@ func TestCapacityBound(t *testing.T) {
 					held++
 					if i%2 == 0 {
 						s.Done(k, t0+int64(i))
+					} else {
+						inFlight = append(inFlight, k)
 					}
 				case Full:
 					if firstFull < 0 {
@@ -235,8 +243,17 @@ func TestCapacityBound(t *testing.T) {
 					t.Fatalf("token %d: %v after the store filled up", i, r)
 				}
 			}
-			// A window later everything has expired and claims succeed.
+			// A window later the done tokens have expired; those in
+			// flight stay until released. Both make room.
 			later := t0 + int64(window) + int64(2*tc.capacity)
+			if len(inFlight) > 0 {
+				if r := s.Claim(inFlight[0], later); r != InFlight {
+					t.Fatalf("a token in flight a window later: %v", r)
+				}
+			}
+			for _, k := range inFlight {
+				s.Release(k)
+			}
 			for i := range tc.capacity / 2 {
 				k := s.Key("other", tok(uint64(i)))
 				if r := s.Claim(k, later); r != Claimed {
@@ -290,8 +307,8 @@ func TestAgainstModel(t *testing.T) {
 				if got := s.Claim(k, now); got != want {
 					t.Fatalf("seed %d op %d: claim got %v, want %v", seed, i, got, want)
 				}
-				if want == Claimed {
-					model[k] = entry{inFlight: true, exp: now + win}
+				if want == Claimed { // in flight until Done or Release
+					model[k] = entry{inFlight: true, exp: math.MaxInt64}
 				}
 			case op < 8:
 				if present || live(now) < capacity {
@@ -316,7 +333,9 @@ func TestAgainstModel(t *testing.T) {
 func TestSweepReclaims(t *testing.T) {
 	s := New(100_000, window)
 	for i := range 10_000 {
-		s.Claim(s.Key("a", tok(uint64(i))), t0)
+		k := s.Key("a", tok(uint64(i)))
+		s.Claim(k, t0)
+		s.Done(k, t0)
 	}
 	if s.Len() != 10_000 {
 		t.Fatalf("Len %d", s.Len())

@@ -336,6 +336,27 @@ func TestConcurrentClientToken(t *testing.T) {
 	}
 }
 
+// TestClientTokenOutlastsTheWindow: a hand-over that takes longer than
+// idempotency_window keeps its Client-Token in flight until the engine
+// answers. The claim lapsed at the window before, so a retry sent while
+// the engine still held the first event was claimed and forwarded too:
+// two triggers of one token.
+func TestClientTokenOutlastsTheWindow(t *testing.T) {
+	s := startSink(t)
+	g := startGateway(t, "idempotency_window: 200ms\n"+strings.ReplaceAll(rowsConfig, "SINK", s.URL))
+	s.set(200, 800*time.Millisecond)
+	first := make(chan answer, 1)
+	go func() { first <- post(t, "POST", g.url(tokAnon), productBody, "Client-Token", "slow-token") }()
+	time.Sleep(400 * time.Millisecond) // past the window, the first still at the engine
+	post(t, "POST", g.url(tokAnon), productBody, "Client-Token", "slow-token").want(t, 409, 800005653, "a request with this Client-Token is in progress — retry later")
+	if a := <-first; a.Code != 0 || a.Data["triggered"] != true {
+		t.Fatalf("the first request: %d %s", a.Status, a.Raw)
+	}
+	if n := len(s.received()); n != 1 {
+		t.Fatalf("the engine received %d events; want 1", n)
+	}
+}
+
 // TestFormats checks each format's envelope and robot detection.
 func TestFormats(t *testing.T) {
 	g, s := rowsGateway(t)
