@@ -251,7 +251,7 @@ func (e *ConfigError) Error() string {
 
 // reloadable are the top-level keys a reload applies; every other
 // setting is read once, at start (README, Reload).
-var reloadable = map[string]bool{"public_url": true, "trusted_proxies": true, "limits": true, "tables": true}
+var reloadable = map[string]bool{"public_url": true, "trusted_proxies": true, "limits": true, "tables": true, "log": true}
 
 // secretSettings are the restart-only settings that may hold a secret.
 var secretSettings = map[string]bool{"admin_token": true, "downstream.url": true, "cluster.redis_url": true}

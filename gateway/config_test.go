@@ -371,7 +371,7 @@ func TestRestartOnlyChanges(t *testing.T) {
 	f("admin_listen: 127.0.0.1:9\n", `admin_listen: "127.0.0.1:9" (running: "")`)
 	f("admin_token: adm-0123456789\n", "admin_token: changed (not quoted)")
 	f("downstream: {url: \"https://u:pw-two@engine/in\"}\n", `downstream.url: "https://engine/in" (running: "file:data/events.jsonl")`)
-	f("log: {sample_thereafter: 3}\n", "log.sample_thereafter: 3 (running: 0)")
+	f("log: {level: debug, sample_thereafter: 3}\n", "") // applied by the reload
 	next, err := Parse([]byte(strings.Replace(base, "pw-one", "pw-two", 1)), noEnv)
 	if err != nil {
 		t.Fatal(err)

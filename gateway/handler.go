@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"crypto/subtle"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -55,8 +56,12 @@ type Gateway struct {
 	// big keeps the buffers of large bodies and events between requests.
 	big         bigBuffers
 	stopJanitor chan struct{}
-	// sampleFirst and sampleThereafter are the log sampling of cfg.Log.
-	sampleFirst, sampleThereafter int64
+	// level is log's level, which a reload sets from log.level; nil
+	// when the logger was built without one (Options.Level).
+	level *zap.AtomicLevel
+	// sampleFirst and sampleThereafter are the log sampling of the live
+	// configuration's log section.
+	sampleFirst, sampleThereafter atomic.Int64
 	states                        sync.Pool
 	// lingerSlots bounds the connections being drained after an early
 	// answer (see linger); past it such connections are simply closed.
@@ -76,6 +81,10 @@ type Options struct {
 	Tokens TokenStore
 	// Log receives one line per request (default: none).
 	Log *zap.Logger
+	// Level, when set, is Log's level, which a reload then sets from
+	// log.level (NewLogger returns it); without it log.level is applied
+	// only at start.
+	Level *zap.AtomicLevel
 	// ClusterStats, when the state is shared through Redis, exports its
 	// counters as metrics.
 	ClusterStats func() cluster.Stats
@@ -102,10 +111,9 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		fwd:    br,
 		tokens: opts.Tokens,
 		log:    opts.Log,
+		level:  opts.Level,
 
-		m:                m,
-		sampleFirst:      int64(cfg.Log.SampleFirst),
-		sampleThereafter: int64(cfg.Log.SampleThereafter),
+		m: m,
 
 		lingerSlots: make(chan struct{}, maxLingering),
 		lingerFor:   time.Duration(cfg.Server.ReadTimeout),
@@ -118,6 +126,7 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		g.admitLate = takeAfterBody{decideFirst{limits: opts.Limits, tokens: opts.Tokens}}
 	}
 	g.routes.Store(rs)
+	g.setSampling(cfg.Log)
 	g.generation.Store(1)
 	m.generation.Set(1)
 	m.registerSink(opts.Forwarder)
@@ -858,7 +867,7 @@ func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot
 	if !g.log.Core().Enabled(lvl) {
 		return
 	}
-	if !stats.sampler[slot].allow(now.Unix(), g.sampleFirst, g.sampleThereafter) {
+	if !stats.sampler[slot].allow(now.Unix(), g.sampleFirst.Load(), g.sampleThereafter.Load()) {
 		g.m.logSampled.Inc()
 		return
 	}
@@ -899,12 +908,26 @@ func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot
 // An invalid cfg is refused whole.
 func (g *Gateway) Reload(cfg *Config) (pending []string, err error) {
 	prev := g.routes.Load()
+	next := keepStartOnly(prev.cfg, cfg)
 	pending = RestartOnlyChanges(prev.cfg, cfg)
-	rs, err := compile(keepStartOnly(prev.cfg, cfg), prev, g.m)
+	level, err := zapcore.ParseLevel(next.Log.Level)
+	if err != nil { // validated by Load; a Config built by hand may not be
+		g.m.reloads[1].Inc()
+		return nil, &ConfigError{Problems: []string{fmt.Sprintf("log.level: %q is not debug, info, warn or error", next.Log.Level)}}
+	}
+	if g.level == nil && next.Log.Level != prev.cfg.Log.Level {
+		pending = append(pending, fmt.Sprintf("log.level: %q (running: %q); %s", next.Log.Level, prev.cfg.Log.Level, appliedAtStart))
+		next.Log.Level = prev.cfg.Log.Level
+	}
+	rs, err := compile(next, prev, g.m)
 	if err != nil {
 		g.m.reloads[1].Inc()
 		return nil, err
 	}
+	if g.level != nil {
+		g.level.SetLevel(level)
+	}
+	g.setSampling(next.Log)
 	g.routes.Store(rs)
 	keep := make(map[string]bool, len(rs.list))
 	for _, r := range rs.list {
@@ -915,6 +938,12 @@ func (g *Gateway) Reload(cfg *Config) (pending []string, err error) {
 	g.m.generation.Set(float64(g.generation.Add(1)))
 	g.m.restartPending.Set(float64(len(pending)))
 	return pending, nil
+}
+
+// setSampling applies the log section's sampling of request lines.
+func (g *Gateway) setSampling(l Log) {
+	g.sampleFirst.Store(int64(l.SampleFirst))
+	g.sampleThereafter.Store(int64(l.SampleThereafter))
 }
 
 // Generation returns the generation of the configuration being served: 1

@@ -10,14 +10,16 @@ import (
 )
 
 // NewLogger returns the JSON logger of cfg.Log, writing to stderr through a
-// buffer flushed every second, and a function that flushes and stops it.
+// buffer flushed every second, its level (for Options.Level, so that a
+// reload can change it), and a function that flushes and stops it.
 // Buffering keeps one-line-per-request logging from costing a write
 // syscall per request.
-func NewLogger(cfg Log) (*zap.Logger, func(), error) {
-	lvl, err := zapcore.ParseLevel(cfg.Level)
+func NewLogger(cfg Log) (*zap.Logger, *zap.AtomicLevel, func(), error) {
+	l, err := zapcore.ParseLevel(cfg.Level)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	lvl := zap.NewAtomicLevelAt(l)
 	ws := &zapcore.BufferedWriteSyncer{
 		WS:            zapcore.Lock(os.Stderr),
 		Size:          256 << 10,
@@ -33,7 +35,7 @@ func NewLogger(cfg Log) (*zap.Logger, func(), error) {
 		_ = log.Sync()
 		_ = ws.Stop()
 	}
-	return log, stop, nil
+	return log, &lvl, stop, nil
 }
 
 // millis writes a duration as fractional milliseconds (0.042), which keeps

@@ -185,7 +185,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	log, stopLog, err := gateway.NewLogger(cfg.Log)
+	log, level, stopLog, err := gateway.NewLogger(cfg.Log)
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,7 @@ func serve(args []string) error {
 		return err
 	}
 	defer sink.Close()
-	opts := gateway.Options{Forwarder: sink, Log: log}
+	opts := gateway.Options{Forwarder: sink, Log: log, Level: level}
 	if cfg.Cluster.RedisURL != "" {
 		cl, err := cluster.Open(cluster.Config{
 			URL:         cfg.Cluster.RedisURL,

@@ -67,7 +67,7 @@ func TestOverlappingReloadsEndOnTheFile(t *testing.T) {
 
 // TestReloadDefersRestartOnlyChanges: a file that changes a setting
 // applied only at start (the listeners, the body cap, the flow engine,
-// the server limits, the log, the Client-Token store, the admin token)
+// the server limits, the Client-Token store, the admin token)
 // reloads the rest — a token rotated in the same file goes live — and
 // keeps that setting at its running value, not half applied (the body
 // cap live for the checks, the rest ignored, as it was). The answer, the
@@ -94,7 +94,6 @@ func TestReloadDefersRestartOnlyChanges(t *testing.T) {
 		{"body cap", "listen: ", "max_body_bytes: 100\nlisten: ", "max_body_bytes: 100 (running: 4194304)"},
 		{"flow engine", s.URL, s.URL + "/elsewhere", `downstream.url: "` + s.URL + `/elsewhere" (running: "` + s.URL + `")`},
 		{"hand-over timeout", "timeout: 2s", "timeout: 3s", "downstream.timeout: 3s (running: 2s)"},
-		{"log level", "level: debug", "level: info", `log.level: "info" (running: "debug")`},
 		{"server limit", "listen: ", "server: {max_conns_per_ip: 5}\nlisten: ", "server.max_conns_per_ip: 5 (running: 1024)"},
 		{"admin token", "listen: ", "admin_token: adm-0123456789abcdefghijkl\nlisten: ", "admin_token: changed (not quoted)"},
 	}
@@ -137,6 +136,43 @@ func TestReloadDefersRestartOnlyChanges(t *testing.T) {
 	post(t, "POST", g.url(tokAnon), big).want(t, 200, 0, "")
 	if got := value(scrape(t, admin), "hookgate_config_restart_pending", nil); got != 0 {
 		t.Errorf("hookgate_config_restart_pending = %v after the file was set back, want 0", got)
+	}
+}
+
+// TestReloadAppliesLogLevel: log.level is applied by a reload, so an
+// operator can turn on the refusals' debug lines during an incident and
+// off again without a restart.
+func TestReloadAppliesLogLevel(t *testing.T) {
+	g, _, admin := adminGateway(t, "")
+	path := filepath.Join(g.dir, "hookgate.yaml")
+	original, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(original), "level: debug") {
+		t.Fatal("the configuration has no log level to change")
+	}
+	set := func(level string) {
+		t.Helper()
+		content := strings.Replace(string(original), "level: debug", "level: "+level, 1)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if status, body := get(t, "POST", admin+"/reload"); status != 200 || strings.Contains(body, "restart") {
+			t.Fatalf("POST /reload: %d %s", status, body)
+		}
+	}
+	// A refusal's line is written at debug; an accepted event's at info.
+	refuse := func(n int) string { return fmt.Sprintf("nope-%02d-0123456789abcdefghijk", n) }
+	set("info")
+	post(t, "POST", g.url(refuse(1)), productBody).want(t, 404, 800004404, "webhook not found")
+	set("debug")
+	post(t, "POST", g.url(refuse(2)), productBody).want(t, 404, 800004404, "webhook not found")
+	post(t, "POST", g.url(tokAnon), productBody).want(t, 200, 0, "")
+	// The log is copied from the process's stderr as it comes.
+	waitFor(t, func() bool { return strings.Count(g.log(), `"code":0,`) >= 1 })
+	if n := strings.Count(g.log(), `"code":800004404`); n != 1 {
+		t.Fatalf("%d refusal lines, want 1: only the one made at debug", n)
 	}
 }
 
