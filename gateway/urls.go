@@ -36,17 +36,17 @@ func ExampleCurl(cfg *Config, a *Automation) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "curl -sS -X POST %s", shellQuote(WebhookURL(cfg, a)))
+	fmt.Fprintf(&b, "curl -sS -X POST %s", ShellQuote(WebhookURL(cfg, a)))
 	if a.Credential != "" {
-		fmt.Fprintf(&b, " -H %s", shellQuote("Authorization: Bearer "+a.Credential))
+		fmt.Fprintf(&b, " -H %s", ShellQuote("Authorization: Bearer "+a.Credential))
 	}
-	fmt.Fprintf(&b, " -H 'Content-Type: application/json' --data-raw %s", shellQuote(body))
+	fmt.Fprintf(&b, " -H 'Content-Type: application/json' --data-raw %s", ShellQuote(body))
 	return b.String()
 }
 
-// shellQuote quotes s as one word for a POSIX shell: a credential may
+// ShellQuote quotes s as one word for a POSIX shell: a credential may
 // hold any visible character, quotes and $( ) included.
-func shellQuote(s string) string {
+func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
@@ -122,16 +122,16 @@ func SignedCurl(cfg *Config, automation string, body []byte, now time.Time, id s
 				u += "?" + query
 			}
 			var c strings.Builder
-			fmt.Fprintf(&c, "curl -sS -X POST %s", shellQuote(u))
+			fmt.Fprintf(&c, "curl -sS -X POST %s", ShellQuote(u))
 			for _, h := range hs {
 				headers = append(headers, h[0]+": "+h[1])
-				fmt.Fprintf(&c, " -H %s", shellQuote(h[0]+": "+h[1]))
+				fmt.Fprintf(&c, " -H %s", ShellQuote(h[0]+": "+h[1]))
 			}
 			if query != "" {
 				headers = append(headers, "query: "+query)
 			}
 			if a.Credential != "" {
-				fmt.Fprintf(&c, " -H %s", shellQuote("Authorization: Bearer "+a.Credential))
+				fmt.Fprintf(&c, " -H %s", ShellQuote("Authorization: Bearer "+a.Credential))
 			}
 			fmt.Fprintf(&c, " -H 'Content-Type: application/json' --data-binary @-")
 			return headers, c.String(), nil

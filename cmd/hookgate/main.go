@@ -166,7 +166,11 @@ func sign(args []string) error {
 	for _, h := range headers {
 		fmt.Println(h)
 	}
-	fmt.Printf("# send it (the body on stdin):\n%s < %s\n", curl, *bodyFile)
+	if *bodyFile == "-" {
+		fmt.Printf("# send it, with the same body on stdin:\n%s\n", curl)
+		return nil
+	}
+	fmt.Printf("# send it (the body on stdin):\n%s < %s\n", curl, gateway.ShellQuote(*bodyFile))
 	return nil
 }
 

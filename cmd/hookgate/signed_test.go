@@ -76,6 +76,38 @@ func signCLI(t *testing.T, cfgPath, automation string, body []byte, env ...strin
 	return headers, query
 }
 
+// TestSignCurlRuns: the curl `hookgate sign` prints runs as printed, its
+// body file's name quoted for the shell however it is spelt.
+func TestSignCurlRuns(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed")
+	}
+	s := startSink(t)
+	cfg := strings.Replace(signedConfig, "SINK", s.URL, 1)
+	cfg = strings.Replace(cfg, `prefix: "v1="}`, `prefix: "v1=", secrets: [hm-secret]}`, 1)
+	g := startGateway(t, cfg, "SW_SECRETS="+swOld)
+	bodyPath := filepath.Join(g.dir, "new product's body $(touch pwned).json")
+	if err := os.WriteFile(bodyPath, []byte(`{"event":"new product"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "sign", "-config", filepath.Join(g.dir, "hookgate.yaml"), "-automation", "gh", "-body", bodyPath)
+	cmd.Env = append(os.Environ(), "SW_SECRETS="+swOld)
+	b, err := cmd.CombinedOutput()
+	out := string(b)
+	if err != nil {
+		t.Fatalf("hookgate sign: %v\n%s", err, out)
+	}
+	_, line, _ := strings.Cut(out, "# send it (the body on stdin):\n")
+	sh := exec.Command("sh", "-c", strings.TrimSpace(line))
+	sh.Dir = g.dir
+	if ans, err := sh.CombinedOutput(); err != nil || !strings.Contains(string(ans), `"triggered":true`) {
+		t.Errorf("%s\n-> %v %s", line, err, ans)
+	}
+	if _, err := os.Stat(filepath.Join(g.dir, "pwned")); err == nil {
+		t.Error("the shell ran part of the file's name")
+	}
+}
+
 // TestSignatures: each scheme accepts what `hookgate sign` produces and
 // refuses a changed body, a missing signature and a stale timestamp.
 func TestSignatures(t *testing.T) {
