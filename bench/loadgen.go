@@ -74,9 +74,14 @@ type Result struct {
 	// Elapsed runs from the start of the measured window to the last
 	// answer of the run.
 	Elapsed time.Duration `json:"elapsed_ns"`
-	// Answers are requests answered with any HTTP status.
+	// Answers are requests sent in the measured window and answered with
+	// any HTTP status, whenever the answer came.
 	Answers uint64 `json:"answers"`
-	// RPS is Answers per second of Elapsed.
+	// RPS is Answers per second of the measured window (Load.Duration),
+	// not of Elapsed: the answers that come after the window are those of
+	// requests it sent, while the requests still in flight as it opened,
+	// sent in the warm-up, are not counted, so in a steady run the two
+	// ends cancel out, and one late answer cannot dilute a whole window.
 	RPS float64 `json:"rps"`
 	// Latency is from send (closed loop) or from the intended send time
 	// (open loop) to the whole answer read; failed requests are not in it.
@@ -350,9 +355,7 @@ func (l Load) Run(ctx context.Context, t Target) (*Result, error) {
 		w.hc.CloseIdleConnections()
 	}
 	res.Answers = c.Answers()
-	if elapsed > 0 {
-		res.RPS = float64(res.Answers) / elapsed.Seconds()
-	}
+	res.RPS = float64(res.Answers) / l.Duration.Seconds()
 	res.Latency = res.Hist.Percentiles()
 	res.Status, res.Codes = c.Status(), c.Codes()
 	if c.Errors() > 0 {

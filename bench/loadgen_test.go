@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -185,5 +186,41 @@ func TestRunRefusedAndInvalid(t *testing.T) {
 	start := time.Now()
 	if _, err := (Load{Conns: 2, Duration: time.Minute}).Run(ctx, target); err == nil || time.Since(start) > time.Second {
 		t.Fatalf("cancelled run: err %v after %s", err, time.Since(start))
+	}
+}
+
+// TestClosedLoopRPSOverWindow: req/s is the window's answers over the
+// window. Answers that come long after it — here every connection's last
+// request, held by the server until well past the end — are counted, but
+// the time spent waiting for them is not the window's.
+func TestClosedLoopRPSOverWindow(t *testing.T) {
+	var hold atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	addr := serve(t, func(ctx *fasthttp.RequestCtx) {
+		if hold.Load() {
+			<-release
+		}
+		gatewayLike(ctx)
+	})
+	body, _ := Body(256)
+	target := Target{Addr: addr, Requests: []Request{{URI: []byte("/webhook/flow/a"), Body: body}}}
+	const window = 300 * time.Millisecond
+	l := Load{Conns: 2, Duration: window, Warmup: 50 * time.Millisecond, AtWindow: func() {
+		time.AfterFunc(window/2, func() { hold.Store(true) })
+		time.AfterFunc(window+time.Second, free)
+	}}
+	res, err := l.Run(context.Background(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Answers == 0 || res.ErrorCount() != 0 {
+		t.Fatalf("answers %d, errors %v", res.Answers, res.Errors)
+	}
+	if want := float64(res.Answers) / window.Seconds(); math.Abs(res.RPS-want) > want*1e-9 {
+		t.Fatalf("%.0f req/s for %d answers to requests sent in a %s window (%.0f/s); elapsed %s",
+			res.RPS, res.Answers, window, want, res.Elapsed)
 	}
 }

@@ -232,7 +232,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		}
 		scenarioRow(s, s.Name, codes)
 	}
-	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer). " +
+	b.WriteString("\nreq/s and p50…max: closed loop (every connection sends as soon as it has its answer); req/s is the answers to the requests sent in the measured window, over the window. " +
 		"× bare: req/s over the bare fasthttp server's with the same body size, measured right before the scenario under the same load (the bare rows are the suite's first measurement); " +
 		"with several rounds, bare and scenario runs alternate, the median ratio is shown with the rounds' range in brackets, and the scenario's other columns are from the median round. " +
 		"CPU/req: the gateway process's CPU time (user + system) per answered request in the closed-loop run, then the bare server's in the run beside it, and in brackets bare's over the gateway's (medians over the rounds); neighbours' load moves it far less than req/s. + sink: the flow-engine sink's CPU per event. " +
