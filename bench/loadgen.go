@@ -85,6 +85,8 @@ type Result struct {
 	RPS float64 `json:"rps"`
 	// Latency is from send (closed loop) or from the intended send time
 	// (open loop) to the whole answer read; failed requests are not in it.
+	// In the open loop so are the Unsent requests, each with how long it
+	// had waited when the run ended, a lower bound of its latency.
 	Latency Percentiles `json:"latency_ns"`
 	// Status counts answers by HTTP status, Codes by the answer's "code".
 	Status map[string]uint64 `json:"status"`
@@ -238,7 +240,8 @@ func (w *worker) closedLoop(ctx context.Context, t0 time.Time, warm, end time.Du
 // t0). A request is sent when the pacer releases it at its intended time,
 // or at once when the connection is behind; its latency runs from the intended time, so a stall
 // shows in every request it delayed. Requests due before warm are not
-// recorded; those due in [warm, end) but not sent by end count as unsent.
+// recorded; those due in [warm, end) but not sent by end count as unsent
+// (see giveUp).
 func (w *worker) openLoop(ctx context.Context, t0 time.Time, p *pacer, conn int, warm, end, lateAfter time.Duration) {
 	done := ctx.Done()
 	sched := p.sched
@@ -257,7 +260,7 @@ func (w *worker) openLoop(ctx context.Context, t0 time.Time, p *pacer, conn int,
 			}
 		}
 		if now >= end {
-			w.unsent += uint64(sched.Due(conn, end) - max(k, firstMeasured))
+			w.giveUp(t0, sched, conn, max(k, firstMeasured), sched.Due(conn, end))
 			return
 		}
 		measured := k >= firstMeasured
@@ -273,6 +276,22 @@ func (w *worker) openLoop(ctx context.Context, t0 time.Time, p *pacer, conn int,
 			w.record(time.Since(t0)-due, err)
 		}
 		backoff(err)
+	}
+}
+
+// giveUp counts connection conn's requests from, from+1, …, to-1 as
+// unsent: due in the measured window, not sent by its end. Each that was
+// due by now goes into the histogram with how long it had waited, a lower
+// bound of its latency: left out, the stall that kept them from being sent
+// at the end of a run would hide as it does in a closed loop. (Those not
+// yet due are possible only when the run was cancelled.)
+func (w *worker) giveUp(t0 time.Time, sched Schedule, conn, from, to int) {
+	now := time.Since(t0)
+	for k := from; k < to; k++ {
+		w.unsent++
+		if due := sched.Offset(conn, k); due <= now {
+			w.hist.Record(int64(now - due))
+		}
 	}
 }
 

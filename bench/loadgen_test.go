@@ -152,6 +152,17 @@ func TestOpenLoopUnsent(t *testing.T) {
 	if res.Sent+res.Unsent != 100 || res.Unsent < 50 {
 		t.Fatalf("sent %d unsent %d", res.Sent, res.Unsent)
 	}
+	// Every request due has a latency or an error: the unsent ones with
+	// how long they had waited when the run gave up on them, at least
+	// from the end of the 400ms stall, which began by request 20 (due at
+	// 38ms), to the end of the window at 200ms. Left out, they would hide
+	// the stall that kept them from being sent, as a closed loop does.
+	if got := res.Hist.Count() + res.ErrorCount(); got != res.Sent+res.Unsent {
+		t.Fatalf("%d latencies and %d errors for %d requests due", res.Hist.Count(), res.ErrorCount(), res.Sent+res.Unsent)
+	}
+	if res.Latency.P50 < 200*time.Millisecond {
+		t.Fatalf("p50 %s, though most requests waited out the stall unsent", res.Latency.P50)
+	}
 }
 
 func TestRunRefusedAndInvalid(t *testing.T) {
