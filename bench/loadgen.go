@@ -101,6 +101,10 @@ type Result struct {
 	Sent   uint64 `json:"sent,omitempty"`
 	Late   uint64 `json:"late,omitempty"`
 	Unsent uint64 `json:"unsent,omitempty"`
+	// Warmup is the requests sent before the measured window, which are
+	// in no other count: with Answers and the errors, every request the
+	// run sent.
+	Warmup uint64 `json:"warmup_sent,omitempty"`
 
 	// Hist holds the latencies (ns) behind Latency.
 	Hist *Histogram `json:"-"`
@@ -139,6 +143,7 @@ type worker struct {
 	hist   *Histogram
 	counts Counts
 	sent   uint64
+	warm   uint64 // requests sent in the warm-up
 	late   uint64
 	unsent uint64
 }
@@ -231,6 +236,8 @@ func (w *worker) closedLoop(ctx context.Context, t0 time.Time, warm, end time.Du
 		lat := time.Since(t0) - start
 		if start >= warm {
 			w.record(lat, err)
+		} else {
+			w.warm++
 		}
 		backoff(err)
 	}
@@ -269,6 +276,8 @@ func (w *worker) openLoop(ctx context.Context, t0 time.Time, p *pacer, conn int,
 			if Late(due, now, lateAfter) {
 				w.late++
 			}
+		} else {
+			w.warm++
 		}
 		w.prepare()
 		err := w.do()
@@ -371,6 +380,7 @@ func (l Load) Run(ctx context.Context, t Target) (*Result, error) {
 		res.Sent += w.sent
 		res.Late += w.late
 		res.Unsent += w.unsent
+		res.Warmup += w.warm
 		w.hc.CloseIdleConnections()
 	}
 	res.Answers = c.Answers()

@@ -240,7 +240,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"relay: a fasthttp server that only forwards each request's body to the sink, one at a time per connection, and answers when the sink has; CPU/req is the relay's: the ceiling of the scenarios that forward over TCP. " +
 		"bare's p99 there: the bare server's open loop at the same rate and body size, run right before each of the scenario's (the median over the rounds), so a stall of the machine shows in both. " +
 		"late: requests sent more than 1ms after their intended time or not sent at all (those are in the percentiles with how long they had waited by the run's end). codes: the answers' `code`. " +
-		"Redis per req: commands the gateway sent to Redis per answered request and the round trips they took (concurrent ones also share network writes); Client-Tokens' done marks are sent after the answers, in batches (marks/batch), each batch one round trip.\n")
+		"events/fsync and Redis per req: from the gateway's counters over the closed-loop run shown (warm-up included). Redis per req: commands the gateway sent to Redis per answered request and the round trips they took (concurrent ones also share network writes); Client-Tokens' done marks are sent after the answers, in batches (marks/batch), each batch one round trip.\n")
 	if r.fileSinkMetricsMissing() {
 		b.WriteString("\nThe gateway exposes no file-sink counters (" + metricSinkEvents + ", " + metricSinkFsyncs +
 			"), so events per fsync is not reported.\n")

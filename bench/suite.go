@@ -127,14 +127,16 @@ type ScenarioResult struct {
 	BareCPU    time.Duration `json:"bare_cpu_per_request_ns,omitempty"`
 	CPURatio   float64       `json:"cpu_ratio_to_bare,omitempty"`
 	// Forwarded is the events the flow-engine sink took during the
-	// closed-loop run, its warm-up included (http sink only).
+	// closed-loop run (the median round's), its warm-up included (http
+	// and unix sinks only).
 	Forwarded uint64 `json:"forwarded,omitempty"`
 	// EventsPerFsync is the file sink's group-commit batch size in the
-	// closed-loop run (warm-up included), from the gateway's metrics
-	// (file sink only).
+	// closed-loop run (the median round's, warm-up included), from the
+	// gateway's metrics (file sink only).
 	EventsPerFsync float64 `json:"events_per_fsync,omitempty"`
 	// CommandsPerRequest is the Redis commands per answered request in
-	// the closed-loop run, warm-up included, and RoundTripsPerRequest the
+	// the closed-loop run (the median round's), warm-up included, and
+	// RoundTripsPerRequest the
 	// round trips they took: a batch of done marks, sent after the
 	// answers, is one. MarksPerBatch is the done marks per batch. From
 	// the gateway's metrics (cluster scenarios only). Results written
@@ -292,7 +294,26 @@ const (
 	metricAnswered    = "hookgate_request_duration_seconds_count"
 	metricSinkEvents  = "hookgate_file_sink_events_total"
 	metricSinkFsyncs  = "hookgate_file_sink_fsyncs_total"
+	// sinkEventsKey is the flow-engine sink's own count among a
+	// scenario's counters.
+	sinkEventsKey = "sink events"
 )
+
+// counters reads counters of the processes under test that only grow,
+// by name; measure reads them at both ends of each closed-loop run. A
+// counter it could not read is absent.
+type counters func() map[string]float64
+
+// delta is after minus before for each counter read both times.
+func delta(before, after map[string]float64) map[string]float64 {
+	d := map[string]float64{}
+	for k, a := range after {
+		if b, ok := before[k]; ok {
+			d[k] = a - b
+		}
+	}
+	return d
+}
 
 func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr string, rep *Report) ScenarioResult {
 	sr := ScenarioResult{Name: sc.Name, About: sc.About, Sink: sc.Sink.String(), BodyBytes: sc.BodyBytes()}
@@ -358,26 +379,40 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 	}
 
 	metricsURL := "http://" + admin + "/metrics"
-	before, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
-	var sinkBefore uint64
-	if sc.Sink.engine() {
-		sinkBefore, _ = sinkEvents(sinkAddr)
+	var metrics []string
+	if sc.Cluster {
+		metrics = append(metrics, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
+	}
+	if sc.Sink == SinkFile {
+		metrics = append(metrics, metricSinkEvents, metricSinkFsyncs)
+	}
+	read := func() map[string]float64 {
+		m := map[string]float64{}
+		if len(metrics) > 0 {
+			if got, err := scrape(metricsURL, metrics...); err == nil {
+				m = got
+			}
+		}
+		if sc.Sink.engine() {
+			if n, err := sinkEvents(sinkAddr); err == nil {
+				m[sinkEventsKey] = float64(n)
+			}
+		}
+		return m
 	}
 	pids := []int{gw.cmd.Process.Pid}
 	if sc.Sink.engine() {
 		pids = append(pids, s.sinkPID)
 	}
-	if err := s.measure(ctx, &sr, Target{Addr: listen, Requests: reqs}, bareAddr, pids); err != nil {
+	counted, err := s.measure(ctx, &sr, Target{Addr: listen, Requests: reqs}, bareAddr, pids, read)
+	if err != nil {
 		return fail(err)
 	}
-	if sc.Sink.engine() {
-		if n, err := sinkEvents(sinkAddr); err == nil {
-			sr.Forwarded = n - sinkBefore
-		}
+	if n, ok := counted[sinkEventsKey]; ok {
+		sr.Forwarded = uint64(n)
 	}
 	if sc.Cluster {
-		after, _ := scrape(metricsURL, metricRoundTrips, metricDoneMarks, metricMarkBatches, metricAnswered)
-		d := func(m string) float64 { return after[m] - before[m] }
+		d := func(m string) float64 { return counted[m] }
 		if n := d(metricAnswered); n > 0 {
 			sr.CommandsPerRequest = d(metricRoundTrips) / n
 			sr.RoundTripsPerRequest = (d(metricRoundTrips) - d(metricDoneMarks) + d(metricMarkBatches)) / n
@@ -387,11 +422,10 @@ func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr s
 		}
 	}
 	if sc.Sink == SinkFile {
-		after, _ := scrape(metricsURL, metricSinkEvents, metricSinkFsyncs)
-		ev, okE := after[metricSinkEvents]
-		fs, okF := after[metricSinkFsyncs]
-		if okE && okF && fs > before[metricSinkFsyncs] {
-			sr.EventsPerFsync = (ev - before[metricSinkEvents]) / (fs - before[metricSinkFsyncs])
+		ev, okE := counted[metricSinkEvents]
+		fs, okF := counted[metricSinkFsyncs]
+		if okE && okF && fs > 0 {
+			sr.EventsPerFsync = ev / fs
 		}
 	}
 	for code := range sr.Closed.Codes {
@@ -416,7 +450,7 @@ func (s *Suite) relay(ctx context.Context, sinkAddr, bareAddr string) *ScenarioR
 	defer relay.stop(10 * time.Second)
 	reqs, err := BareRequests(sr.BodyBytes)
 	if err == nil {
-		err = s.measure(ctx, sr, Target{Addr: addr, Requests: reqs}, bareAddr, []int{relay.cmd.Process.Pid, s.sinkPID})
+		_, err = s.measure(ctx, sr, Target{Addr: addr, Requests: reqs}, bareAddr, []int{relay.cmd.Process.Pid, s.sinkPID}, nil)
 	}
 	if err != nil {
 		sr.Error = err.Error()
@@ -445,18 +479,21 @@ func (sr *ScenarioResult) summary() string {
 // bare server's with the same body size, and then its open-loop rounds.
 // pids are the processes whose CPU time is the scenario's: the server
 // under test first, then the flow-engine sink when it forwards there.
-func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareAddr string, pids []int) error {
+// It returns how much each of count's counters grew over the closed-loop
+// run it reports (the median round's), warm-up included; count may be nil.
+func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareAddr string, pids []int, count counters) (map[string]float64, error) {
 	// The bare server again, right before the scenario and with its body
 	// size: the machine's load drifts over a suite, and the ratio should
 	// compare runs that saw the same conditions. With several rounds the
 	// two alternate, and the round with the median ratio is reported.
 	bareReqs, err := BareRequests(sr.BodyBytes)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	type round struct {
 		bare, closed *Result
 		ratio        float64
+		counted      map[string]float64
 	}
 	var rounds []round
 	var gwCPU, sinkCPU, bareCPU []time.Duration
@@ -466,15 +503,19 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 		bl.AtWindow = bm.Start
 		adjacent, err := bl.Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
 		if err != nil {
-			return fmt.Errorf("bare run beside the scenario: %w", err)
+			return nil, fmt.Errorf("bare run beside the scenario: %w", err)
 		}
 		bareUsed := bm.Stop()
 		gm := newCPUMeter(pids...)
 		gl := s.load(0)
 		gl.AtWindow = gm.Start
+		var before map[string]float64
+		if count != nil {
+			before = count()
+		}
 		closed, err := gl.Run(ctx, t)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if used := gm.Stop(); used != nil && bareUsed != nil {
 			bareCPU = append(bareCPU, perRequest(bareUsed[0], adjacent.Answers))
@@ -484,6 +525,9 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 			}
 		}
 		r := round{bare: adjacent, closed: closed}
+		if count != nil {
+			r.counted = delta(before, count())
+		}
 		if adjacent.RPS > 0 {
 			r.ratio = closed.RPS / adjacent.RPS
 		}
@@ -501,9 +545,11 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 	pick := med[(len(med)-1)/2]
 	sr.BareRPS, sr.Closed, sr.Ratio = pick.bare.RPS, pick.closed, pick.ratio
 	if rate := s.openRate(sr.Closed.RPS); rate >= 1 {
-		return s.openRounds(ctx, sr, rate, t, Target{Addr: bareAddr, Requests: bareReqs})
+		if err := s.openRounds(ctx, sr, rate, t, Target{Addr: bareAddr, Requests: bareReqs}); err != nil {
+			return nil, err
+		}
 	}
-	return nil
+	return pick.counted, nil
 }
 
 // openRounds makes a scenario's open-loop runs at rate, one per round,
