@@ -315,8 +315,11 @@ func delta(before, after map[string]float64) map[string]float64 {
 	return d
 }
 
-func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr string, rep *Report) ScenarioResult {
-	sr := ScenarioResult{Name: sc.Name, About: sc.About, Sink: sc.Sink.String(), BodyBytes: sc.BodyBytes()}
+// scenario measures one scenario against a gateway of its own. Its result
+// is named so that what the deferred stop of the gateway finds (an exit
+// with an error, or a gateway that would not stop) reaches the report.
+func (s *Suite) scenario(ctx context.Context, sc *Scenario, sinkAddr, bareAddr string, rep *Report) (sr ScenarioResult) {
+	sr = ScenarioResult{Name: sc.Name, About: sc.About, Sink: sc.Sink.String(), BodyBytes: sc.BodyBytes()}
 	fail := func(err error) ScenarioResult {
 		sr.Error = err.Error()
 		return sr
