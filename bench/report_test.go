@@ -6,8 +6,11 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,21 +44,21 @@ func fakeReport() *Report {
 				Open: fakeResult("open", 60000, 300*time.Microsecond, nil)},
 			{BodyBytes: 4 << 20, Closed: fakeResult("closed", 300, 200*time.Millisecond, map[string]uint64{"none": 1000})},
 		},
-		Relay: &ScenarioResult{Name: "relay", Sink: "http", BodyBytes: 1024, Ratio: 0.47, Ratios: []float64{0.47, 0.44, 0.49},
+		Relay: &ScenarioResult{Name: "relay", Sink: "http", BodyBytes: 1024, BareRPS: 119000, Ratio: 0.47, Ratios: []float64{0.47, 0.44, 0.49},
 			GatewayCPU: 9 * time.Microsecond, BareCPU: 7100 * time.Nanosecond, CPURatio: 0.79, SinkCPU: 6 * time.Microsecond,
 			Closed: fakeResult("closed", 56000, 1200*time.Microsecond, nil), Open: fakeResult("open", 28000, 500*time.Microsecond, nil)},
 		Scenarios: []ScenarioResult{
-			{Name: "accept_json", Sink: "http", BodyBytes: 1024, Ratio: 0.3,
+			{Name: "accept_json", Sink: "http", BodyBytes: 1024, BareRPS: 120000, Ratio: 0.3,
 				GatewayCPU: 14200 * time.Nanosecond, BareCPU: 7100 * time.Nanosecond, CPURatio: 0.5, SinkCPU: 6 * time.Microsecond,
 				Closed: fakeResult("closed", 36000, 1700*time.Microsecond, ok), Open: fakeResult("open", 18000, time.Millisecond, ok),
 				OpenP99s:    []time.Duration{4500 * time.Microsecond, 1940 * time.Microsecond, 604 * time.Microsecond},
 				BareOpenP99: 420 * time.Microsecond, BareOpenP99s: []time.Duration{420 * time.Microsecond, 3 * time.Millisecond, 380 * time.Microsecond}},
-			{Name: "accept_file", Sink: "file", BodyBytes: 1024, Ratio: 0.2, EventsPerFsync: 20.5,
+			{Name: "accept_file", Sink: "file", BodyBytes: 1024, BareRPS: 120000, Ratio: 0.2, EventsPerFsync: 20.5,
 				Closed: fakeResult("closed", 24000, 2*time.Millisecond, ok)},
-			{Name: "rate_<limited>&", Sink: "http", BodyBytes: 1024, Ratio: 0.8,
+			{Name: "rate_<limited>&", Sink: "http", BodyBytes: 1024, BareRPS: 120000, Ratio: 0.8,
 				Closed:     fakeResult("closed", 96000, 500*time.Microsecond, map[string]uint64{"800005652": 999, "0": 1}),
 				Unexpected: []string{"800006003"}},
-			{Name: "body_4m", Sink: "http", BodyBytes: 4 << 20, Ratio: 0.55, Ratios: []float64{0.62, 0.41, 0.55},
+			{Name: "body_4m", Sink: "http", BodyBytes: 4 << 20, BareRPS: 273, Ratio: 0.55, Ratios: []float64{0.62, 0.41, 0.55},
 				Closed: fakeResult("closed", 150, 400*time.Millisecond, ok)},
 			{Name: "broken", Sink: "http", BodyBytes: 1024, Error: "hookgate exited while starting: exit status 1\nlog …"},
 		},
@@ -200,5 +203,48 @@ func TestFormat(t *testing.T) {
 	f(fmtCounts(map[string]uint64{"429": 99999, "0": 1}), "429 >99.9%, 0 <0.1%")
 	if niceCeil(123000) != 200000 || niceCeil(24600) != 50000 || niceCeil(0) != 1 {
 		t.Errorf("niceCeil")
+	}
+}
+
+// svgBar is one row of the SVG's throughput panel: the bar's width, the
+// bare marker's x (0 without one) and the label.
+var svgBar = regexp.MustCompile(`<rect x="200" y="\d+" width="([\d.]+)" height="14" rx="2" fill="[^"]+"><title>([^<]*): \d+ req/s</title></rect>\n` +
+	`(?:<line x1="([\d.]+)"[^>]*stroke-dasharray="3,2"/>\n)?<text[^>]*>([^<]*)</text>`)
+
+// TestSVGBareMarker: each bar's bare marker is the bare run its ratio was
+// taken against, so bar and marker show the ratio the label prints.
+func TestSVGBareMarker(t *testing.T) {
+	rep := fakeReport()
+	// The bare run beside a scenario saw another machine than the
+	// suite's first: its req/s differs from the bare row's.
+	rep.Scenarios[0].Ratio, rep.Scenarios[0].BareRPS = 0.4, 90000
+	var b bytes.Buffer
+	if err := rep.WriteSVG(&b); err != nil {
+		t.Fatal(err)
+	}
+	rows := svgBar.FindAllStringSubmatch(b.String(), -1)
+	if len(rows) != 7 {
+		t.Fatalf("%d bars in the throughput panel, want 7", len(rows))
+	}
+	for _, m := range rows {
+		label, ratioText, _ := strings.Cut(m[4], "  ")
+		if m[3] == "" || !strings.HasSuffix(ratioText, "×") {
+			if !strings.HasPrefix(m[2], "bare (") {
+				t.Errorf("%s: no bare marker or ratio (%q)", m[2], m[4])
+			}
+			continue
+		}
+		width, _ := strconv.ParseFloat(m[1], 64)
+		marker, _ := strconv.ParseFloat(m[3], 64)
+		ratio, err := strconv.ParseFloat(strings.TrimSuffix(ratioText, "×"), 64)
+		if err != nil {
+			t.Fatalf("%s: label %q", m[2], m[4])
+		}
+		// Positions are drawn to a tenth of a pixel: a tiny bar's ratio
+		// is only that exact.
+		tol := 0.01 + 0.1/(marker-svgPlotX0)
+		if drawn := width / (marker - svgPlotX0); math.Abs(drawn-ratio) > tol {
+			t.Errorf("%s (%s): bar and bare marker show %.3f×, the label %.2f×", m[2], label, drawn, ratio)
+		}
 	}
 }
