@@ -96,7 +96,18 @@ func fmtCounts(m map[string]uint64) string {
 	return strings.Join(parts, ", ")
 }
 
-func fmtErrors(r *Result) string {
+// fmtErrors prints the requests of the closed-loop run c that got no
+// answer by kind, then the open-loop run o's in brackets when it had any:
+// they are in none of its percentiles and not late.
+func fmtErrors(c, o *Result) string {
+	t := errorKinds(c)
+	if o != nil && len(o.Errors) > 0 {
+		t += " (½ load: " + errorKinds(o) + ")"
+	}
+	return t
+}
+
+func errorKinds(r *Result) string {
 	if r == nil || len(r.Errors) == 0 {
 		return "0"
 	}
@@ -172,11 +183,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		b.WriteString("--:|")
 	}
 	b.WriteString("\n")
-	row := func(name string, c *Result, ratio, cpu, open, bareOpen, late, codes, fsyncCell string) {
+	row := func(name string, c, o *Result, ratio, cpu, open, bareOpen, late, codes, fsyncCell string) {
 		p := c.Latency
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
 			name, fmtRate(c.RPS), ratio, cpu, fmtDur(p.P50), fmtDur(p.P90), fmtDur(p.P99), fmtDur(p.P999), fmtDur(p.Max),
-			open, bareOpen, late, codes, fmtErrors(c))
+			open, bareOpen, late, codes, fmtErrors(c, o))
 		if fsync {
 			fmt.Fprintf(&b, " %s |", fsyncCell)
 		}
@@ -184,7 +195,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	for _, bl := range r.Baselines {
 		open, late := fmtOpen(bl.Open, nil)
-		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, "1", "", open, "", late, httpCodes(bl.Closed), "")
+		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, bl.Open, "1", "", open, "", late, httpCodes(bl.Closed), "")
 	}
 	scenarioRow := func(s *ScenarioResult, name, codes string) {
 		if s.Closed == nil {
@@ -216,7 +227,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if s.BareOpenP99 > 0 {
 			bareOpen = fmtDur(s.BareOpenP99)
 		}
-		row(name, s.Closed, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
+		row(name, s.Closed, s.Open, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
 	}
 	if rl := r.Relay; rl != nil {
 		scenarioRow(rl, "relay ("+sizeName(rl.BodyBytes)+", forward only)", httpCodes(rl.Closed))
@@ -239,7 +250,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; with several rounds, one open-loop run per round, the median p99 shown with the rounds' range in brackets, and late from the median run. " +
 		"relay: a fasthttp server that only forwards each request's body to the sink, one at a time per connection, and answers when the sink has; CPU/req is the relay's: the ceiling of the scenarios that forward over TCP. " +
 		"bare's p99 there: the bare server's open loop at the same rate and body size, run right before each of the scenario's (the median over the rounds), so a stall of the machine shows in both. " +
-		"late: requests sent more than 1ms after their intended time or not sent at all (those are in the percentiles with how long they had waited by the run's end). codes: the answers' `code`. " +
+		"late: requests sent more than 1ms after their intended time or not sent at all (those are in the percentiles with how long they had waited by the run's end). codes: the answers' `code`. errors: requests without an answer in the closed loop, and in brackets in the open loop shown, whose percentiles leave them out. " +
 		"events/fsync and Redis per req: from the gateway's counters over the closed-loop run shown (warm-up included). Redis per req: commands the gateway sent to Redis per answered request and the round trips they took (concurrent ones also share network writes); Client-Tokens' done marks are sent after the answers, in batches (marks/batch), each batch one round trip.\n")
 	if r.fileSinkMetricsMissing() {
 		b.WriteString("\nThe gateway exposes no file-sink counters (" + metricSinkEvents + ", " + metricSinkFsyncs +

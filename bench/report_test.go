@@ -117,8 +117,20 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
-	// A cluster scenario's cell: commands, round trips, marks per batch.
+	// Requests of the open loop that got no answer are in none of its
+	// percentiles: the errors cell says how many there were.
 	rep := fakeReport()
+	rep.Scenarios[0].Open.Errors = map[string]uint64{"closed": 7}
+	rep.Baselines[0].Open.Errors = map[string]uint64{"timeout": 2}
+	b.Reset()
+	_ = rep.WriteMarkdown(&b)
+	for _, want := range []string{"| HTTP 200 100% | 0 (½ load: timeout 2) |", "| 0 100% | 0 (½ load: closed 7) |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, b.String())
+		}
+	}
+	// A cluster scenario's cell: commands, round trips, marks per batch.
+	rep = fakeReport()
 	rep.Scenarios[0].CommandsPerRequest, rep.Scenarios[0].RoundTripsPerRequest, rep.Scenarios[0].MarksPerBatch = 2, 1.13, 8
 	b.Reset()
 	_ = rep.WriteMarkdown(&b)
