@@ -26,7 +26,8 @@ func BenchmarkKey(b *testing.B) {
 //
 // distinct: the steady state of a busy gateway. The Store holds about
 // 1,000,000 tokens spread over the last window, every claim is a fresh
-// token, and time advances so that one token expires for each one
+// token marked done at once (Key+Claim+Done: a claim stays in flight
+// until Done), and time advances so that one token expires for each one
 // claimed: probing, slot reuse and the sweep all run.
 //
 // hot: every goroutine claims one key, which is in flight after the first
@@ -54,7 +55,15 @@ func BenchmarkClaim(b *testing.B) {
 				buf[0], buf[1], buf[2], buf[3], buf[4], buf[5] = byte(i), byte(i>>8), byte(i>>16), byte(i>>24), byte(i>>32), byte(i>>40)
 				// The goroutines together advance one step per claim.
 				now += procs * step
-				local += uint64(s.Claim(s.Key("new_product", buf[:]), now))
+				// Claimed, then done, as the gateway does once the
+				// engine has the event: a claim stays in flight until
+				// then.
+				k := s.Key("new_product", buf[:])
+				r := s.Claim(k, now)
+				if r == Claimed {
+					s.Done(k, now)
+				}
+				local += uint64(r)
 			}
 			sinkResult.Add(local)
 		})
