@@ -65,6 +65,25 @@ func TestOverlappingReloadsEndOnTheFile(t *testing.T) {
 	}
 }
 
+// adminReloader returns g's configuration file as it started and a
+// function that writes content over it and asks the admin listener to
+// reload, returning the answer.
+func adminReloader(t *testing.T, g *gatewayProc, admin string) (original string, reload func(content string) (int, string)) {
+	t.Helper()
+	path := filepath.Join(g.dir, "hookgate.yaml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), func(content string) (int, string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return get(t, "POST", admin+"/reload")
+	}
+}
+
 // TestReloadDefersRestartOnlyChanges: a file that changes a setting
 // applied only at start (the listeners, the body cap, the flow engine,
 // the server limits, the Client-Token store, the admin token)
@@ -75,18 +94,7 @@ func TestOverlappingReloadsEndOnTheFile(t *testing.T) {
 // set back, nothing does.
 func TestReloadDefersRestartOnlyChanges(t *testing.T) {
 	g, s, admin := adminGateway(t, "")
-	path := filepath.Join(g.dir, "hookgate.yaml")
-	original, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reload := func(content string) (int, string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return get(t, "POST", admin+"/reload")
-	}
+	original, reload := adminReloader(t, g, admin)
 	big := []byte(`{"x":"` + strings.Repeat("a", 200) + `"}`)
 	tests := []struct {
 		name, old, new, want string
@@ -100,12 +108,12 @@ func TestReloadDefersRestartOnlyChanges(t *testing.T) {
 	live := tokAnon
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(string(original), tc.old) {
+			if !strings.Contains(original, tc.old) {
 				t.Fatalf("the configuration lacks %q", tc.old)
 			}
 			// Each file rotates the token too.
 			rotated := fmt.Sprintf("tok-rotated-%02d-0123456789abcdef", i)
-			content := strings.Replace(string(original), tokAnon, rotated, 1)
+			content := strings.Replace(original, tokAnon, rotated, 1)
 			status, body := reload(strings.Replace(content, tc.old, tc.new, 1))
 			if status != 200 || !strings.Contains(body, tc.want) || !strings.Contains(body, "restarts") {
 				t.Fatalf("POST /reload: %d %s\nwant 200 naming %q as waiting for a restart", status, body, tc.want)
@@ -130,7 +138,7 @@ func TestReloadDefersRestartOnlyChanges(t *testing.T) {
 	waitFor(t, func() bool {
 		return strings.Contains(g.log(), `keep their running values until hookgate restarts","config":`)
 	})
-	if status, body := reload(string(original)); status != 200 || strings.Contains(body, "restart") {
+	if status, body := reload(original); status != 200 || strings.Contains(body, "restart") {
 		t.Fatalf("reload of the running settings: %d %s", status, body)
 	}
 	post(t, "POST", g.url(tokAnon), big).want(t, 200, 0, "")
@@ -144,21 +152,13 @@ func TestReloadDefersRestartOnlyChanges(t *testing.T) {
 // off again without a restart.
 func TestReloadAppliesLogLevel(t *testing.T) {
 	g, _, admin := adminGateway(t, "")
-	path := filepath.Join(g.dir, "hookgate.yaml")
-	original, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(original), "level: debug") {
+	original, reload := adminReloader(t, g, admin)
+	if !strings.Contains(original, "level: debug") {
 		t.Fatal("the configuration has no log level to change")
 	}
 	set := func(level string) {
 		t.Helper()
-		content := strings.Replace(string(original), "level: debug", "level: "+level, 1)
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if status, body := get(t, "POST", admin+"/reload"); status != 200 || strings.Contains(body, "restart") {
+		if status, body := reload(strings.Replace(original, "level: debug", "level: "+level, 1)); status != 200 || strings.Contains(body, "restart") {
 			t.Fatalf("POST /reload: %d %s", status, body)
 		}
 	}
