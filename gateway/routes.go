@@ -55,7 +55,9 @@ type route struct {
 
 // compile builds routes from a validated configuration. Buckets of
 // automations and tables present in prev (a previous generation) are kept,
-// with their current state, so a reload does not reset rate limits.
+// with their current state, so a reload does not reset rate limits; their
+// new rates are set only once the whole configuration has compiled, so a
+// refused one changes none.
 func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 	rs := &routes{
 		seed:    maphash.MakeSeed(),
@@ -82,6 +84,11 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 			oldTable[r.table] = r.tableLimit
 		}
 	}
+	type rateChange struct {
+		b   *limiter.Bucket
+		rps float64
+	}
+	var rates []rateChange
 	matchers := matcherCache{}
 	for _, t := range cfg.Tables {
 		tableRPS := t.RPS
@@ -92,7 +99,7 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 		if tb == nil {
 			tb = limiter.NewBucket(tableRPS)
 		} else {
-			tb.SetRate(tableRPS)
+			rates = append(rates, rateChange{tb, tableRPS})
 		}
 		for _, a := range t.Automations {
 			r, err := compileAutomation(cfg, t.ID, &a, matchers)
@@ -110,7 +117,7 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 			r.tableLimit = tb
 			r.stats = m.route(t.ID, a.ID)
 			if b := oldAut[a.ID]; b != nil {
-				b.SetRate(rps)
+				rates = append(rates, rateChange{b, rps})
 				r.bucket = b
 			} else {
 				r.bucket = limiter.NewBucket(rps)
@@ -123,6 +130,9 @@ func compile(cfg *Config, prev *routes, m *metrics) (*routes, error) {
 			}
 			rs.list = append(rs.list, r)
 		}
+	}
+	for _, c := range rates {
+		c.b.SetRate(c.rps)
 	}
 	return rs, nil
 }

@@ -122,3 +122,30 @@ func BenchmarkTokenTable(b *testing.B) {
 		})
 	}
 }
+
+// TestRefusedReloadChangesNoRate: a configuration that compile refuses —
+// here an automation after the changed ones fails — leaves every
+// bucket's rate as it was. The rates were set while compiling, so a
+// refused reload used to leave some of its new limits live.
+func TestRefusedReloadChangesNoRate(t *testing.T) {
+	g, _, _ := fileGateway(t, proxyConfig)
+	before := g.routes.Load()
+	anon := before.list[0]
+	rate, tableRate := anon.bucket.Rate(), anon.tableLimit.Rate()
+	next, err := Parse([]byte(proxyConfig), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Tables[0].RPS = 3
+	next.Tables[0].Automations[0].RPS = 2
+	next.Tables[0].Automations[2].IPAllow = []string{"not-an-address"} // what Parse would refuse
+	if _, err := g.Reload(next); err == nil {
+		t.Fatal("a reload with a bad ip_allow was taken")
+	}
+	if g.routes.Load() != before {
+		t.Fatal("a refused reload swapped its routes in")
+	}
+	if got, got2 := anon.bucket.Rate(), anon.tableLimit.Rate(); got != rate || got2 != tableRate {
+		t.Fatalf("after a refused reload the rates are %v and %v (table); want %v and %v", got, got2, rate, tableRate)
+	}
+}
