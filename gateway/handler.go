@@ -272,7 +272,7 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 		ctx.SetConnectionClose()
 		return
 	}
-	limit := int64(unread)
+	limit := unread
 	if unread == unreadChunked {
 		ended, err := drain(stream, fasthttpDrainLimit)
 		if ended {
@@ -282,7 +282,7 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 			ctx.SetConnectionClose()
 			return
 		}
-		limit = int64(g.lingerMax)
+		limit = g.lingerMax
 	}
 	resp := fasthttp.AcquireResponse()
 	ctx.Response.CopyTo(resp)
@@ -304,16 +304,16 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 		default: // enough are draining: answered, the connection closes
 			return
 		}
-		buf := lingerBufs.Get().(*[]byte)
-		_, _ = io.CopyBuffer(io.Discard, io.LimitReader(stream, limit), *buf)
-		lingerBufs.Put(buf)
+		_, _ = drain(stream, limit)
 	})
 }
 
 var lingerBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
-// drain reads and drops up to limit bytes of stream and reports whether
-// it ended within them, or the error that stopped the reading.
+// drain reads and drops up to limit bytes of stream (one more, to tell a
+// body of exactly limit bytes that ended) and reports whether it ended
+// within them, or the error that stopped the reading. Both the drain
+// before an answer and the lingering one after it use it.
 func drain(stream io.Reader, limit int) (ended bool, err error) {
 	buf := lingerBufs.Get().(*[]byte)
 	defer lingerBufs.Put(buf)
