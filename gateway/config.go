@@ -268,7 +268,7 @@ func RestartOnlyChanges(running, next *Config) []string {
 	walk = func(path string, a, b reflect.Value) {
 		if a.Kind() == reflect.Struct && a.Type() != durationType {
 			for i := 0; i < a.NumField(); i++ {
-				name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("yaml"), ",")
+				name := yamlKey(a.Type().Field(i))
 				if path == "" && reloadable[name] {
 					continue
 				}
@@ -312,7 +312,7 @@ func keepStartOnly(running, next *Config) *Config {
 	c := *next
 	from, to := reflect.ValueOf(running).Elem(), reflect.ValueOf(&c).Elem()
 	for i := 0; i < to.NumField(); i++ {
-		if name, _, _ := strings.Cut(to.Type().Field(i).Tag.Get("yaml"), ","); !reloadable[name] {
+		if !reloadable[yamlKey(to.Type().Field(i))] {
 			to.Field(i).Set(from.Field(i))
 		}
 	}

@@ -239,10 +239,15 @@ func joinPath(path, key string) string {
 func yamlField(t reflect.Type, key string) (reflect.Type, bool) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if name == key && name != "-" && f.IsExported() {
+		if name := yamlKey(f); name == key && name != "-" && f.IsExported() {
 			return f.Type, true
 		}
 	}
 	return nil, false
+}
+
+// yamlKey is the key a struct field is read from.
+func yamlKey(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
 }
