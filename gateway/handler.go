@@ -58,11 +58,8 @@ type Gateway struct {
 	stopJanitor chan struct{}
 	// level is log's level, which a reload sets from log.level; nil
 	// when the logger was built without one (Options.Level).
-	level *zap.AtomicLevel
-	// sampleFirst and sampleThereafter are the log sampling of the live
-	// configuration's log section.
-	sampleFirst, sampleThereafter atomic.Int64
-	states                        sync.Pool
+	level  *zap.AtomicLevel
+	states sync.Pool
 	// lingerSlots bounds the connections being drained after an early
 	// answer (see linger); past it such connections are simply closed.
 	lingerSlots chan struct{}
@@ -126,7 +123,6 @@ func New(cfg *Config, opts Options) (*Gateway, error) {
 		g.admitLate = takeAfterBody{decideFirst{limits: opts.Limits, tokens: opts.Tokens}}
 	}
 	g.routes.Store(rs)
-	g.setSampling(cfg.Log)
 	g.generation.Store(1)
 	m.generation.Set(1)
 	m.registerSink(opts.Forwarder)
@@ -867,7 +863,9 @@ func (g *Gateway) logRequest(st *reqState, out *outcome, stats *routeStats, slot
 	if !g.log.Core().Enabled(lvl) {
 		return
 	}
-	if !stats.sampler[slot].allow(now.Unix(), g.sampleFirst.Load(), g.sampleThereafter.Load()) {
+	// Sampled as the live configuration says: a reload may change it.
+	l := &g.routes.Load().cfg.Log
+	if !stats.sampler[slot].allow(now.Unix(), int64(l.SampleFirst), int64(l.SampleThereafter)) {
 		g.m.logSampled.Inc()
 		return
 	}
@@ -927,7 +925,6 @@ func (g *Gateway) Reload(cfg *Config) (pending []string, err error) {
 	if g.level != nil {
 		g.level.SetLevel(level)
 	}
-	g.setSampling(next.Log)
 	g.routes.Store(rs)
 	keep := make(map[string]bool, len(rs.list))
 	for _, r := range rs.list {
@@ -938,12 +935,6 @@ func (g *Gateway) Reload(cfg *Config) (pending []string, err error) {
 	g.m.generation.Set(float64(g.generation.Add(1)))
 	g.m.restartPending.Set(float64(len(pending)))
 	return pending, nil
-}
-
-// setSampling applies the log section's sampling of request lines.
-func (g *Gateway) setSampling(l Log) {
-	g.sampleFirst.Store(int64(l.SampleFirst))
-	g.sampleThereafter.Store(int64(l.SampleThereafter))
 }
 
 // Generation returns the generation of the configuration being served: 1

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -147,5 +148,36 @@ func TestRefusedReloadChangesNoRate(t *testing.T) {
 	}
 	if got, got2 := anon.bucket.Rate(), anon.tableLimit.Rate(); got != rate || got2 != tableRate {
 		t.Fatalf("after a refused reload the rates are %v and %v (table); want %v and %v", got, got2, rate, tableRate)
+	}
+}
+
+// TestReloadAppliesLogSampling: log.sample_first set by a reload bounds
+// the request lines from the next request on (the README lists the log
+// settings among those a reload applies).
+func TestReloadAppliesLogSampling(t *testing.T) {
+	g, _, logs := testGateway(t)
+	c := newCall()
+	bearer := "Bearer " + hCred
+	lines := func() int { return strings.Count(logs.String(), `"msg":"request"`) }
+	for range 5 { // within the default 20 lines a second
+		c.do(g, "POST", hTokCred, bodyMiss, "Authorization", bearer)
+	}
+	if n := lines(); n != 5 {
+		t.Fatalf("%d request lines for 5 keyword misses, want 5", n)
+	}
+	next, err := Parse([]byte("log: {sample_first: 1}\n"+handlerConfig), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := g.Reload(next); err != nil || len(pending) > 0 {
+		t.Fatalf("reload: %v, pending %q", err, pending)
+	}
+	for range 10 {
+		c.do(g, "POST", hTokCred, bodyMiss, "Authorization", bearer)
+	}
+	// One line a second now: none more in this second, one if the next
+	// began meanwhile.
+	if n := lines() - 5; n > 1 {
+		t.Fatalf("%d request lines for 10 keyword misses after sample_first: 1, want at most 1", n)
 	}
 }
