@@ -288,6 +288,7 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	// gateway's bigBuffers, and up to the 4 MiB cap.
 	huge := jsonOfSizeForTest(maxPooledBody+1, "product")
 	largest := jsonOfSizeForTest(4<<20, "product")
+	overCap := jsonOfSizeForTest(4<<20+1, "product")
 	ghSig := signedHeaders(t, signature.Config{Scheme: "github", Secrets: []string{"It's a Secret to Everybody"}}, bodyProduct, c.ctx.Time(), "")
 	// Each standard-webhooks delivery id is the idempotency key: many ids,
 	// each signed, so the accept path is measured, not the duplicate one.
@@ -373,6 +374,11 @@ func TestHandlerZeroAllocs(t *testing.T) {
 		}},
 		{"expect: 100 continue", func() { expectStatus = c.expect(g, hTokCred, len(bodyProduct), "Authorization", bearer) }},
 		{"404 expect", func() { expectStatus = c.expect(g, "nope-0123456789abcdefghijk", len(bodyProduct)) }},
+		{"413 chunked, cut off at the cap", func() {
+			c.chunked = true
+			c.do(g, "POST", hTokCred, overCap, "Authorization", bearer)
+			c.chunked = false
+		}},
 		{"413 expect", func() { expectStatus = c.expect(g, hTokCred, 64<<20, "Authorization", bearer) }},
 	}
 	for _, p := range paths {
