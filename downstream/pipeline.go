@@ -630,10 +630,11 @@ func (pc *pconn) failBlamed(cause error, blamed bool) {
 	}
 	pc.err = cause
 	pc.failed.Store(true)
-	pc.c.Close()
-	// Locks are taken pc.mu, then p.mu: nothing holding p.mu takes a
-	// connection's.
+	// Forgotten before it is closed, so that once the engine sees the
+	// close the connection is counted no more (Stats.Conns). Locks are
+	// taken pc.mu, then p.mu: nothing holding p.mu takes a connection's.
 	pc.p.remove(pc)
+	pc.c.Close()
 	for i := pc.qhead; i < len(pc.queue); i++ {
 		c := pc.queue[i]
 		pc.queue[i] = nil
