@@ -280,28 +280,63 @@ func (g *Gateway) linger(ctx *fasthttp.RequestCtx, unread int) {
 		}
 		limit = g.lingerMax
 	}
-	resp := fasthttp.AcquireResponse()
-	ctx.Response.CopyTo(resp)
-	resp.SetConnectionClose()
-	deadline := time.Now().Add(g.lingerFor)
+	l := lingerers.Get().(*lingerer)
+	ctx.Response.CopyTo(&l.resp)
+	l.resp.SetConnectionClose()
+	l.g, l.stream, l.limit = g, stream, limit
+	l.deadline = time.Now().Add(g.lingerFor)
 	ctx.HijackSetNoResponse(true)
 	// The slot is taken in the hijack handler, which fasthttp skips when
 	// the connection fails before it (writing the answers held back for
 	// earlier pipelined requests): taken here, it would never come back.
-	ctx.Hijack(func(c net.Conn) {
-		defer fasthttp.ReleaseResponse(resp)
-		_ = c.SetDeadline(deadline)
-		if _, err := resp.WriteTo(c); err != nil {
-			return
-		}
-		select {
-		case g.lingerSlots <- struct{}{}:
-			defer func() { <-g.lingerSlots }()
-		default: // enough are draining: answered, the connection closes
-			return
-		}
-		_, _ = drain(stream, limit)
-	})
+	// That lingerer is then left to the collector.
+	ctx.Hijack(l.hijack)
+}
+
+// lingerer is one connection's lingering answer and drain. Lingerers are
+// pooled, each with its hijack handler bound once, so a refusal that
+// lingers allocates nothing.
+type lingerer struct {
+	g        *Gateway
+	resp     fasthttp.Response
+	stream   io.Reader
+	limit    int
+	deadline time.Time
+	hijack   fasthttp.HijackHandler // l.run, bound once
+}
+
+// lingerers' New is set in init: a lingerer's handler puts it back.
+var lingerers sync.Pool
+
+func init() {
+	lingerers.New = func() any {
+		l := &lingerer{}
+		l.hijack = l.run
+		return l
+	}
+}
+
+// run writes the answer on the hijacked connection and drains the body,
+// if a slot is free.
+func (l *lingerer) run(c net.Conn) {
+	defer l.release()
+	_ = c.SetDeadline(l.deadline)
+	if _, err := l.resp.WriteTo(c); err != nil {
+		return
+	}
+	select {
+	case l.g.lingerSlots <- struct{}{}:
+		defer func() { <-l.g.lingerSlots }()
+	default: // enough are draining: answered, the connection closes
+		return
+	}
+	_, _ = drain(l.stream, l.limit)
+}
+
+func (l *lingerer) release() {
+	l.resp.Reset()
+	l.g, l.stream = nil, nil
+	lingerers.Put(l)
 }
 
 var lingerBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

@@ -8,11 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -127,6 +129,42 @@ func (c *call) do(g *Gateway, method, token string, body []byte, headers ...stri
 	c.ctx.Request.SetBodyStream(&c.body, size)
 	g.Handle(&c.ctx)
 }
+
+// hijackField is where a RequestCtx keeps the handler registered by
+// Hijack, which fasthttp's server runs after the request handler returns
+// and offers no other way to reach.
+var hijackField = func() reflect.StructField {
+	f, _ := reflect.TypeFor[fasthttp.RequestCtx]().FieldByName("hijackHandler")
+	return f
+}()
+
+// hijacked runs, on conn, the hijack handler the last request registered,
+// as fasthttp's server would, and reports whether there was one.
+func (c *call) hijacked(t testing.TB, conn net.Conn) bool {
+	if hijackField.Type != reflect.TypeFor[fasthttp.HijackHandler]() {
+		t.Fatalf("fasthttp.RequestCtx has no field hijackHandler of type HijackHandler")
+	}
+	h := *(*fasthttp.HijackHandler)(unsafe.Add(unsafe.Pointer(&c.ctx), hijackField.Offset))
+	if h == nil {
+		return false
+	}
+	c.ctx.Hijack(nil)
+	h(conn)
+	return true
+}
+
+// bufConn is a connection whose writes go to a buffer and whose reads
+// end at once.
+type bufConn struct{ out bytes.Buffer }
+
+func (b *bufConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (b *bufConn) Write(p []byte) (int, error)      { return b.out.Write(p) }
+func (b *bufConn) Close() error                     { return nil }
+func (b *bufConn) LocalAddr() net.Addr              { return nil }
+func (b *bufConn) RemoteAddr() net.Addr             { return nil }
+func (b *bufConn) SetDeadline(time.Time) error      { return nil }
+func (b *bufConn) SetReadDeadline(time.Time) error  { return nil }
+func (b *bufConn) SetWriteDeadline(time.Time) error { return nil }
 
 // expect runs g's ExpectHandler on a POST's headers, declaring length
 // bytes, as fasthttp does before the body of a request that sent Expect:
@@ -314,6 +352,7 @@ func TestHandlerZeroAllocs(t *testing.T) {
 	// read from the last.
 	proxied, _, _ := fileGateway(t, proxyConfig)
 	expectStatus := 0
+	var lingered bufConn
 
 	n := 0
 	paths := []struct {
@@ -380,6 +419,22 @@ func TestHandlerZeroAllocs(t *testing.T) {
 			c.chunked = false
 		}},
 		{"413 expect", func() { expectStatus = c.expect(g, hTokCred, 64<<20, "Authorization", bearer) }},
+		// Declared longer than fasthttp drains itself: the answer is
+		// written and the body drained by the hijack handler (linger).
+		{"404 lingered, answered and drained after", func() {
+			c.do(g, "POST", "nope-0123456789abcdefghijk", huge)
+			lingered.out.Reset()
+			if !c.hijacked(t, &lingered) {
+				t.Fatal("the request did not linger")
+			}
+		}},
+		{"413 lingered, declared over the cap", func() {
+			c.do(g, "POST", hTokCred, overCap, "Authorization", bearer)
+			lingered.out.Reset()
+			if !c.hijacked(t, &lingered) {
+				t.Fatal("the request did not linger")
+			}
+		}},
 	}
 	for _, p := range paths {
 		t.Run(p.name, func(t *testing.T) {
@@ -393,8 +448,14 @@ func TestHandlerZeroAllocs(t *testing.T) {
 			if want, err := strconv.Atoi(strings.SplitN(p.name, " ", 2)[0]); err == nil && c.ctx.Response.StatusCode() != want {
 				t.Errorf("the path measured answered %d: %s", c.ctx.Response.StatusCode(), c.ctx.Response.Body())
 			}
-			if strings.Contains(p.name, "drained") && c.body.Len() != 0 {
+			if (strings.Contains(p.name, "drained") || strings.Contains(p.name, "lingered")) && c.body.Len() != 0 {
 				t.Errorf("%d bytes of the body left unread", c.body.Len())
+			}
+			if strings.Contains(p.name, "lingered") {
+				ans := lingered.out.String()
+				if !strings.HasPrefix(ans, "HTTP/1.1 "+strings.SplitN(p.name, " ", 2)[0]+" ") || !strings.Contains(ans, "Connection: close\r\n") {
+					t.Errorf("the lingering answer written: %q", ans)
+				}
 			}
 			if strings.Contains(p.name, "expect") {
 				want := fasthttp.StatusContinue
