@@ -256,6 +256,15 @@ func redactURL(s string) (string, error) {
 	return u.Redacted(), nil
 }
 
+// CheckURL reports what Open's Redis client refuses in a URL that parses
+// as redis://host: a path or db that is not a number, a bad timeout or
+// skip_verify. Its messages quote those parts, never the password, so a
+// configuration check can show them.
+func CheckURL(s string) error {
+	_, err := rueidis.ParseURL(s)
+	return err
+}
+
 // isNetError tells a Redis that could not be reached from one that
 // answered with an error (a wrong password, say).
 func isNetError(err error) bool {

@@ -524,6 +524,8 @@ func (v *validator) config(c *Config) {
 	if c.Cluster.RedisURL != "" {
 		if u, err := url.Parse(c.Cluster.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
 			v.addf("cluster.redis_url", "%q is not a redis:// URL", RedactURL(c.Cluster.RedisURL))
+		} else if err := cluster.CheckURL(c.Cluster.RedisURL); err != nil {
+			v.addf("cluster.redis_url", "%q: %v", RedactURL(c.Cluster.RedisURL), err)
 		}
 		v.notNegative("cluster.timeout", c.Cluster.Timeout)
 		v.notNegative("cluster.in_flight_ttl", c.Cluster.InFlightTTL)

@@ -305,6 +305,9 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 		{"prefix with a hash tag", redis + `, prefix: "{hg}:"}`, `cluster.prefix: "{hg}:" has '{' or '}'`},
 		{"default claim TTL under the hand-over", redis + "}\ndownstream: {timeout: 2m}", "cluster.in_flight_ttl: 1m0s (the default) must be longer than downstream.timeout 2m0s"},
 		{"window under a millisecond", redis + "}\nidempotency_window: 500us", "idempotency_window: 500µs is under 1ms"},
+		{"redis db not a number", `cluster: {redis_url: "redis://:pw-secret@127.0.0.1:6379?db=one"}`, `cluster.redis_url: "redis://127.0.0.1:6379": redis: invalid database number: "one"`},
+		{"redis path not a db", `cluster: {redis_url: "redis://:pw-secret@127.0.0.1:6379/zero"}`, `cluster.redis_url: "redis://127.0.0.1:6379/zero": redis: invalid database number: "zero"`},
+		{"redis dial timeout", `cluster: {redis_url: "redis://127.0.0.1:6379?dial_timeout=soon"}`, `redis: invalid dial timeout: "soon"`},
 		{"listen port out of range", `listen: "127.0.0.1:99999"`, `listen: "127.0.0.1:99999" has no valid port`},
 		{"admin port not a number", `admin_listen: "127.0.0.1:nine"`, `admin_listen: "127.0.0.1:nine" has no valid port`},
 		{"file URL on another host", `downstream: {url: "file://otherhost/x"}`, `downstream.url: "file://otherhost/x" names host "otherhost"`},
@@ -317,6 +320,9 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml+"\n"+automation), noEnv)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "pw-secret") {
+				t.Errorf("the error shows the password: %v", err)
 			}
 		})
 	}
