@@ -260,3 +260,25 @@ func TestSVGBareMarker(t *testing.T) {
 		}
 	}
 }
+
+// TestRatioTextCuts: a ratio is cut to two decimals, never rounded up to
+// a target it misses.
+func TestRatioTextCuts(t *testing.T) {
+	for _, tc := range []struct {
+		ratio  float64
+		ratios []float64
+		want   string
+	}{
+		{0.849, nil, "0.84"},
+		{0.85, nil, "0.85"},
+		{0.8500001, nil, "0.85"},
+		{0.4499, []float64{0.4499, 0.3, 0.456}, "0.44 (0.30–0.45)"},
+		{1, []float64{1, 0.999}, "1.00 (0.99–1.00)"},
+		{0.29, nil, "0.29"}, // 0.29*100 is 28.999…
+	} {
+		sr := ScenarioResult{Ratio: tc.ratio, Ratios: tc.ratios}
+		if got := sr.ratioText(); got != tc.want {
+			t.Errorf("ratioText(%v, %v) = %q, want %q", tc.ratio, tc.ratios, got, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -615,14 +616,22 @@ func (s *Suite) machine() Machine {
 	return m
 }
 
-// ratioText is the ratio to bare with two decimals, followed by the range
-// of the rounds' ratios when there were several: "0.72 (0.66–0.78)".
+// ratioText is the ratio to bare cut to two decimals, followed by the
+// range of the rounds' ratios when there were several: "0.72 (0.66–0.78)".
+// Cut, not rounded, so a ratio never reads as reaching a target it
+// misses: 0.849 is 0.84. The JSON keeps the exact values.
 func (sr *ScenarioResult) ratioText() string {
-	t := strconv.FormatFloat(sr.Ratio, 'f', 2, 64)
+	t := cut2(sr.Ratio)
 	if len(sr.Ratios) > 1 {
-		t += fmt.Sprintf(" (%.2f–%.2f)", slices.Min(sr.Ratios), slices.Max(sr.Ratios))
+		t += " (" + cut2(slices.Min(sr.Ratios)) + "–" + cut2(slices.Max(sr.Ratios)) + ")"
 	}
 	return t
+}
+
+// cut2 formats r with two decimals, dropping the rest. The nudge keeps a
+// ratio such as 0.85, stored as 0.8499999…, at 0.85.
+func cut2(r float64) string {
+	return strconv.FormatFloat(math.Floor(r*100+1e-9)/100, 'f', 2, 64)
 }
 
 // median returns the median of ds (the lower of the middle two), 0 for

@@ -189,7 +189,7 @@ func (r *Report) svgThroughput(b *bytes.Buffer, rows []svgRow, top int) {
 		if row.bare > 0 {
 			fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="3,2"/>
 `, scale(row.bare), cy-svgRowH/2+1, scale(row.bare), cy+svgRowH/2-1, colorMark)
-			label += fmt.Sprintf("  %.2f×", row.ratio)
+			label += "  " + cut2(row.ratio) + "×"
 		}
 		lx := max(scale(row.closed.RPS), scale(row.bare)) + 6
 		fmt.Fprintf(b, `<text x="%.1f" y="%d" fill="%s">%s</text>
