@@ -19,7 +19,7 @@ import (
 type Admin struct {
 	g      *Gateway
 	token  []byte
-	reload func() (pending []string, err error)
+	reload func() (generation uint64, pending []string, err error)
 	// ready reports whether the flow engine can take events.
 	ready func(timeout time.Duration) error
 
@@ -36,10 +36,11 @@ type readiness interface {
 }
 
 // NewAdmin returns the admin handler. reload re-reads the configuration
-// file (the same as SIGHUP) and returns what ReloadFile does; path is
+// file (the same as SIGHUP) and returns what ReloadFile does, whose
+// generation POST /reload names even if another reload has followed; path is
 // named in /readyz. token, when not empty, is the Bearer token every admin
 // request must carry.
-func (g *Gateway) NewAdmin(token, path string, reload func() ([]string, error)) *Admin {
+func (g *Gateway) NewAdmin(token, path string, reload func() (uint64, []string, error)) *Admin {
 	a := &Admin{g: g, reload: reload, path: path, lastReload: "none"}
 	if token != "" {
 		a.token = []byte(token)
@@ -112,13 +113,13 @@ func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
 			ctx.Error("use POST\n", fasthttp.StatusMethodNotAllowed)
 			return
 		}
-		pending, err := a.reload()
+		gen, pending, err := a.reload()
 		if err != nil {
 			ctx.SetStatusCode(fasthttp.StatusUnprocessableEntity)
-			fmt.Fprintf(ctx, "reload refused; generation %d keeps serving:\n%v\n", a.g.Generation(), err)
+			fmt.Fprintf(ctx, "reload refused; generation %d keeps serving:\n%v\n", gen, err)
 			return
 		}
-		fmt.Fprintf(ctx, "reloaded: generation %d\n", a.g.Generation())
+		fmt.Fprintf(ctx, "reloaded: generation %d\n", gen)
 		if len(pending) > 0 {
 			fmt.Fprintf(ctx, "these keep their running values until hookgate restarts:\n")
 			for _, p := range pending {
@@ -182,26 +183,27 @@ func (a *Admin) metrics(ctx *fasthttp.RequestCtx) {
 // are returned as pending (see Reload). The outcome is logged once and
 // counted. Calls must not overlap: one that read the file earlier could
 // swap it in after one that read it later.
-func (g *Gateway) ReloadFile(path string) (pending []string, err error) {
+func (g *Gateway) ReloadFile(path string) (generation uint64, pending []string, err error) {
 	cfg, err := LoadFile(path)
 	if err == nil {
 		pending, err = g.Reload(cfg)
 	} else {
 		g.m.reloads[1].Inc()
 	}
+	generation = g.Generation() // the one this reload made, or kept: reloads do not overlap
 	var ce *ConfigError
 	switch {
 	case errors.As(err, &ce):
 		g.log.Error("reload refused; the running configuration is kept",
-			zap.String("config", path), zap.Uint64("generation", g.Generation()), zap.Strings("problems", ce.Problems))
+			zap.String("config", path), zap.Uint64("generation", generation), zap.Strings("problems", ce.Problems))
 	case err != nil:
 		g.log.Error("reload refused; the running configuration is kept",
-			zap.String("config", path), zap.Uint64("generation", g.Generation()), zap.Error(err))
+			zap.String("config", path), zap.Uint64("generation", generation), zap.Error(err))
 	case len(pending) > 0:
 		g.log.Warn("configuration reloaded; settings applied only at start keep their running values until hookgate restarts",
-			zap.String("config", path), zap.Uint64("generation", g.Generation()), zap.Strings("pending", pending))
+			zap.String("config", path), zap.Uint64("generation", generation), zap.Strings("pending", pending))
 	default:
-		g.log.Info("configuration reloaded", zap.String("config", path), zap.Uint64("generation", g.Generation()))
+		g.log.Info("configuration reloaded", zap.String("config", path), zap.Uint64("generation", generation))
 	}
-	return pending, err
+	return generation, pending, err
 }

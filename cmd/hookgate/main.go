@@ -243,14 +243,14 @@ func serve(args []string) error {
 	// /reload — read, compile and swap in the file as one step, so a
 	// reload that read an older file is never swapped in after a newer one.
 	var reloadMu sync.Mutex
-	reload := func() ([]string, error) {
+	reload := func() (uint64, []string, error) {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
-		pending, err := gw.ReloadFile(*path)
+		gen, pending, err := gw.ReloadFile(*path)
 		if admin != nil {
 			admin.SetReloadResult(pending, err)
 		}
-		return pending, err
+		return gen, pending, err
 	}
 	adminAddr := "off"
 	if cfg.AdminListen != "" {
