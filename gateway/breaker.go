@@ -25,7 +25,7 @@ type breaker struct {
 	maxCooldown time.Duration
 
 	failures  atomic.Int64 // consecutive failures while closed
-	openUntil atomic.Int64 // Unix ns until which it sheds; 0 when closed
+	openUntil atomic.Int64 // monoNanos until which it sheds; 0 when closed
 	probing   atomic.Bool  // a probe is under way
 	current   atomic.Int64 // the cooldown of the present opening
 	opened    atomic.Uint64
@@ -54,7 +54,7 @@ func (b *breaker) Forward(eventID, loop, event []byte, start time.Time) error {
 		}
 		return err
 	}
-	if start.UnixNano() < until || !b.probing.CompareAndSwap(false, true) {
+	if monoNanos(start) < until || !b.probing.CompareAndSwap(false, true) {
 		b.shed.Add(1)
 		return errBreakerOpen
 	}
@@ -72,7 +72,7 @@ func (b *breaker) Forward(eventID, loop, event []byte, start time.Time) error {
 
 func (b *breaker) open(cooldown time.Duration) {
 	b.current.Store(int64(cooldown))
-	b.openUntil.Store(time.Now().Add(cooldown).UnixNano())
+	b.openUntil.Store(monoNanos(time.Now().Add(cooldown))) // not 0: Unix time since 1970
 	b.opened.Add(1)
 }
 

@@ -528,7 +528,8 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, he
 		fail(ErrTooLarge)
 		return
 	}
-	// 8. Rate limits, on the request's own clock. A JointLimiter refuses
+	// 8. Rate limits, at the request's start on the monotonic timeline
+	// (monoNanos). A JointLimiter refuses
 	// here only what it knows without a round trip; the rest of its
 	// decision is taken with the Client-Token claim (row 12) once the
 	// body is checked, and answers before any later row. A signature's
@@ -538,7 +539,8 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, he
 	if r.verifier != nil || headersOnly {
 		admit = g.admitLate
 	}
-	if scope, wait := admit.Shed(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano()); scope != limiter.None {
+	mono := monoNanos(now)
+	if scope, wait := admit.Shed(r.table, r.id, r.tableLimit, r.bucket, mono); scope != limiter.None {
 		g.rateLimited(ctx, st, out, scope, wait)
 		return
 	}
@@ -562,7 +564,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, he
 			clientToken = st.sig.IdempotencyKey()
 		}
 	}
-	scope, wait, ticket, res := admit.Admit(r.table, r.id, r.tableLimit, r.bucket, now.UnixNano(), clientToken)
+	scope, wait, ticket, res := admit.Admit(r.table, r.id, r.tableLimit, r.bucket, mono, clientToken)
 	if scope != limiter.None {
 		g.rateLimited(ctx, st, out, scope, wait)
 		return
@@ -619,7 +621,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, he
 		return
 	}
 	if st.hasClaimed {
-		g.tokens.Done(st.claimed, now.UnixNano())
+		g.tokens.Done(st.claimed, mono)
 		st.hasClaimed = false
 	}
 	st.resp = appendAccepted(st.resp[:0], st.eventID)
