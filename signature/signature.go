@@ -310,6 +310,12 @@ func Compile(cfg Config) (*Verifier, error) {
 		if len(cfg.Prefix) > maxSigHeader/2 {
 			return nil, fmt.Errorf("verify.prefix: %d bytes is too long", len(cfg.Prefix))
 		}
+		if !validPrefix(cfg.Prefix) {
+			// A header value cannot carry a control character, and
+			// HTTP strips white space before it, so the prefix would
+			// never match.
+			return nil, fmt.Errorf("verify.prefix: %q starts with white space or holds a control character", cfg.Prefix)
+		}
 		v.prefix = cfg.Prefix
 	}
 
@@ -369,6 +375,20 @@ func validHeaderName(s string) bool {
 		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
 		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
 		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validPrefix reports whether s can begin a header value as sent: no
+// control character, and no space or tab first, which HTTP parsers trim.
+func validPrefix(s string) bool {
+	if s != "" && (s[0] == ' ' || s[0] == '\t') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == 0x7f {
 			return false
 		}
 	}
