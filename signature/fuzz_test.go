@@ -171,6 +171,8 @@ func FuzzSignRoundTrip(f *testing.F) {
 	f.Add(uint8(2), "SEC+/=", "", "", false, int64(time.Millisecond), "", int64(999999), []byte(nil), uint8(0))
 	f.Add(uint8(3), "generic", "X-Signature", "sha256=", false, int64(0), "", int64(5), []byte("x"), uint8(2))
 	f.Add(uint8(3), "generic", "X-Signature", "v1=", true, int64(0), "", int64(5), []byte("xyz"), uint8(2))
+	f.Add(uint8(0), "whsec_"+base64.StdEncoding.EncodeToString([]byte("round trip")), "", "", false, int64(time.Second/2), "msg_1", int64(1700000000900000000), []byte(`{}`), uint8(3))
+	f.Add(uint8(2), "SECdingtalk", "", "", false, int64(time.Millisecond/2), "", int64(1700000000123900000), []byte(nil), uint8(0))
 	f.Add(uint8(3), "generic", "X-Signature", " v1=", true, int64(0), "", int64(5), []byte("xyz"), uint8(2))
 
 	schemes := []string{StandardWebhooks, GitHub, DingTalk, HMACSHA256}

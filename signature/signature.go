@@ -164,6 +164,18 @@ func (s scheme) String() string {
 	return "invalid"
 }
 
+// resolution is the unit of the scheme's signed timestamp: seconds for
+// standard-webhooks, milliseconds for dingtalk; 0 for schemes without one.
+func (s scheme) resolution() time.Duration {
+	switch s {
+	case schemeStandard:
+		return time.Second
+	case schemeDingTalk:
+		return time.Millisecond
+	}
+	return 0
+}
+
 // Verifier checks requests against one automation's verify block. It is
 // safe for concurrent use; each request brings its own Check. A Verifier
 // must not be copied.
@@ -256,6 +268,12 @@ func Compile(cfg Config) (*Verifier, error) {
 		return nil, fmt.Errorf("verify.tolerance: %s is negative", cfg.Tolerance)
 	case cfg.Tolerance > 0 && (v.scheme == schemeGitHub || v.scheme == schemeHMAC):
 		return nil, fmt.Errorf("verify.tolerance: %s signatures carry no timestamp", v.scheme)
+	case cfg.Tolerance > 0 && cfg.Tolerance < v.scheme.resolution():
+		// A timestamp is truncated to whole units, so a window shorter
+		// than one refuses a genuine request sent late in its unit even
+		// with no delay and no clock skew.
+		return nil, fmt.Errorf("verify.tolerance: %s is under %s, the resolution of %s timestamps",
+			cfg.Tolerance, v.scheme.resolution(), v.scheme)
 	case cfg.Tolerance > 0:
 		v.tolerance = int64(cfg.Tolerance)
 	case v.scheme == schemeStandard:

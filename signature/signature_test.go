@@ -567,6 +567,8 @@ func TestCompileErrors(t *testing.T) {
 		{Config{Scheme: StandardWebhooks, Secrets: []string{"whsec_"}}, "verify.secrets[0]: not a whsec_ base64 secret"},
 		{Config{Scheme: StandardWebhooks, Secrets: []string{swSecret}, Tolerance: -time.Second}, "verify.tolerance: -1s is negative"},
 		{Config{Scheme: GitHub, Secrets: []string{secret}, Tolerance: time.Minute}, "verify.tolerance: github signatures carry no timestamp"},
+		{Config{Scheme: StandardWebhooks, Secrets: []string{swSecret}, Tolerance: 999 * time.Millisecond}, "verify.tolerance: 999ms is under 1s, the resolution of standard-webhooks timestamps"},
+		{Config{Scheme: DingTalk, Secrets: []string{secret}, Tolerance: 999 * time.Microsecond}, "verify.tolerance: 999µs is under 1ms, the resolution of dingtalk timestamps"},
 		{Config{Scheme: HMACSHA256, Secrets: []string{secret}, Header: "X-S", Tolerance: time.Minute}, "verify.tolerance: hmac-sha256 signatures carry no timestamp"},
 		{Config{Scheme: HMACSHA256, Secrets: []string{secret}}, "verify.header: required for hmac-sha256"},
 		{Config{Scheme: HMACSHA256, Secrets: []string{secret}, Header: "X Sig"}, `verify.header: "X Sig" is not a valid header name`},
