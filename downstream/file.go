@@ -89,6 +89,15 @@ func OpenFile(path string, maxEvent int) (*File, error) {
 		maxEvent = DefaultMaxEventBytes
 	}
 	dir := filepath.Dir(path)
+	// The directories whose entries a new file adds to: its own, and the
+	// parent of each directory MkdirAll is about to create for it.
+	entryDirs := []string{dir}
+	for d := dir; filepath.Dir(d) != d; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		entryDirs = append(entryDirs, filepath.Dir(d))
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("downstream.url: cannot create directory %q: %w", dir, err)
 	}
@@ -104,10 +113,13 @@ func OpenFile(path string, maxEvent int) (*File, error) {
 	}
 	if created {
 		// The new file's directory entry must be durable too, or a crash
-		// could lose the whole file with every fsynced line in it.
-		if err := syncDir(dir); err != nil {
-			fh.Close()
-			return nil, fmt.Errorf("downstream.url: cannot sync directory %q: %w", dir, err)
+		// could lose the whole file with every fsynced line in it; and so
+		// must the entry of each directory created for it.
+		for _, d := range entryDirs {
+			if err := syncDir(d); err != nil {
+				fh.Close()
+				return nil, fmt.Errorf("downstream.url: cannot sync directory %q: %w", d, err)
+			}
 		}
 	}
 	f := &File{
