@@ -101,8 +101,6 @@ func OpenFile(path string, maxEvent int) (*File, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("downstream.url: cannot create directory %q: %w", dir, err)
 	}
-	_, statErr := os.Stat(path)
-	created := errors.Is(statErr, fs.ErrNotExist)
 	fh, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("downstream.url: cannot open %q: %w", path, err)
@@ -111,15 +109,16 @@ func OpenFile(path string, maxEvent int) (*File, error) {
 		fh.Close()
 		return nil, fmt.Errorf("downstream.url: cannot prepare %q: %w", path, err)
 	}
-	if created {
-		// The new file's directory entry must be durable too, or a crash
-		// could lose the whole file with every fsynced line in it; and so
-		// must the entry of each directory created for it.
-		for _, d := range entryDirs {
-			if err := syncDir(d); err != nil {
-				fh.Close()
-				return nil, fmt.Errorf("downstream.url: cannot sync directory %q: %w", d, err)
-			}
+	// The file's directory entry must be durable too, or a crash could
+	// lose the whole file with every fsynced line in it; and so must the
+	// entry of each directory created for it. The directory is synced even
+	// when the file was there: a start that failed or died before syncing
+	// it, or a hand that made the file just now, leaves an entry that may
+	// not be durable yet.
+	for _, d := range entryDirs {
+		if err := syncDir(d); err != nil {
+			fh.Close()
+			return nil, fmt.Errorf("downstream.url: cannot sync directory %q: %w", d, err)
 		}
 	}
 	f := &File{

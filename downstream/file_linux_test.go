@@ -1,6 +1,7 @@
 package downstream
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"unsafe"
@@ -47,19 +48,28 @@ func watchOpen(t *testing.T, dir string) (opened func() bool) {
 // directory loses "data/events.jsonl" with every fsynced line in it.
 func TestFileOpenSyncsDirectoryEntries(t *testing.T) {
 	tests := []struct {
-		name string
-		path string // under the watched directory
+		name   string
+		path   string // under the watched directory
+		exists bool   // the file is there already
 	}{
-		{"new file in the directory", "events.jsonl"},
-		{"new file in new directories", "a/b/events.jsonl"},
+		{"new file in the directory", "events.jsonl", false},
+		{"new file in new directories", "a/b/events.jsonl", false},
+		// Left by a start that failed or died before it synced the
+		// directory, or made by hand just before this one.
+		{"file that exists", "events.jsonl", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			base := t.TempDir()
+			if tc.exists {
+				if err := os.WriteFile(filepath.Join(base, tc.path), []byte("{\"old\":1}\n"), 0o640); err != nil {
+					t.Fatal(err)
+				}
+			}
 			opened := watchOpen(t, base)
 			openFile(t, filepath.Join(base, tc.path))
 			if !opened() {
-				t.Fatalf("OpenFile(%q) did not sync %s, which holds an entry it created", tc.path, base)
+				t.Fatalf("OpenFile(%q) did not sync %s, which holds its entry or that of a directory it created", tc.path, base)
 			}
 		})
 	}
