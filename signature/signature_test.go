@@ -356,6 +356,16 @@ func TestStandardWebhooksChecks(t *testing.T) {
 			if err := c.Finish(); !errors.Is(err, tt.finishErr) {
 				t.Fatalf("Finish = %v; want %v", err, tt.finishErr)
 			}
+			// The delivery id is the idempotency key of a verified
+			// request only: a forgery must not claim, or find taken,
+			// the key of the genuine delivery it copies.
+			want := string(tt.in.Header("webhook-id"))
+			if tt.finishErr != nil {
+				want = ""
+			}
+			if got := string(c.IdempotencyKey()); got != want {
+				t.Fatalf("IdempotencyKey after Finish = %q; want %q", got, want)
+			}
 		})
 	}
 }
