@@ -1,9 +1,11 @@
 package downstream
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -72,5 +74,69 @@ func TestFileOpenSyncsDirectoryEntries(t *testing.T) {
 				t.Fatalf("OpenFile(%q) did not sync %s, which holds its entry or that of a directory it created", tc.path, base)
 			}
 		})
+	}
+}
+
+// A write cut short: the file size limit lets the first bytes of a batch
+// in and fails the rest with EFBIG, as a disk that fills up mid-write
+// does with ENOSPC. The acknowledged line stays whole, the torn one is
+// never appended to, the sink refuses events until it is reopened, and
+// the next start ends the torn line so the next event has its own.
+func TestFileShortWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	f := openFile(t, path)
+	acked := `{"acked":1}`
+	if err := f.Forward(nil, nil, []byte(acked), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() {
+		if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(restore)
+	limit := old
+	limit.Cur = uint64(len(acked) + 1 + 5)
+	if err := unix.Setrlimit(unix.RLIMIT_FSIZE, &limit); err != nil {
+		t.Skipf("cannot limit the file size: %s", err)
+	}
+	err := f.Forward(nil, nil, []byte(`{"torn":12345}`), time.Now())
+	restore()
+	if !errors.Is(err, ErrWrite) || !errors.Is(err, unix.EFBIG) {
+		t.Fatalf("Forward cut short by the size limit = %v; want ErrWrite with EFBIG", err)
+	}
+	torn := acked + "\n" + `{"tor`
+	if b, _ := os.ReadFile(path); string(b) != torn {
+		t.Fatalf("after the short write the file holds %q; want %q", b, torn)
+	}
+
+	// There is room again, but the sink does not know what it lost.
+	if err := f.Forward(nil, nil, []byte(`{"after":1}`), time.Now()); !errors.Is(err, ErrWrite) {
+		t.Fatalf("Forward after a short write = %v; want the sticky ErrWrite", err)
+	}
+	if err := f.Ready(0); !errors.Is(err, ErrWrite) {
+		t.Fatalf("Ready after a short write = %v; want ErrWrite", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != torn {
+		t.Fatalf("a refused event reached the file: %q", b)
+	}
+	if st := f.Stats(); st.Events != 1 {
+		t.Fatalf("Stats = %+v; want the one acknowledged event", st)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	f = openFile(t, path)
+	if err := f.Forward(nil, nil, []byte(`{"next":1}`), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != torn+"\n"+`{"next":1}`+"\n" {
+		t.Fatalf("after reopening the file holds %q; want the torn line ended and the next event on its own", b)
 	}
 }
