@@ -761,7 +761,7 @@ func (v *validator) automation(ap string, c *Config, t *Table, a *Automation, to
 		}
 	}
 	if a.Verify != nil {
-		v.verify(ap, a.Verify)
+		v.verify(ap, a.Verify, time.Duration(c.IdempotencyWindow))
 	}
 	if a.RPS != 0 {
 		v.rate(ap+".rps", a.RPS)
@@ -860,9 +860,10 @@ func parsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// verify resolves the secrets of a verify block and checks it compiles.
+// verify resolves the secrets of a verify block and checks it compiles,
+// and that a delivery id is remembered as long as a replay of it verifies.
 // Problems never quote a secret.
-func (v *validator) verify(ap string, vf *Verify) {
+func (v *validator) verify(ap string, vf *Verify, window time.Duration) {
 	if len(vf.Secrets) > 0 && vf.SecretsEnv != "" {
 		v.addf(ap+".verify.secrets", "both secrets and secrets_env are set; use one")
 		return
@@ -882,5 +883,20 @@ func (v *validator) verify(ap string, vf *Verify) {
 	if _, err := signature.Compile(vf.SignatureConfig()); err != nil {
 		// err names the field already: "verify.scheme: …".
 		v.problems = append(v.problems, ap+"."+err.Error())
+		return
+	}
+	// A standard-webhooks delivery verifies within tolerance either side
+	// of its timestamp, so a replay may come up to twice the tolerance
+	// after the first delivery; its id, the idempotency key, must be
+	// remembered that long for the replay to be a duplicate.
+	if vf.Scheme == "standard-webhooks" {
+		tol, which := time.Duration(vf.Tolerance), ""
+		if tol == 0 {
+			tol, which = signature.DefaultTolerance, " (the default)"
+		}
+		if 2*tol > window {
+			v.addf(ap+".verify.tolerance", "%s%s: a delivery verifies up to %s either side of its timestamp, so its id must be remembered twice that long, and idempotency_window is %s; lower the tolerance or raise the window",
+				tol, which, tol, window)
+		}
 	}
 }

@@ -386,3 +386,37 @@ func TestRestartOnlyChanges(t *testing.T) {
 		t.Errorf("a new Redis password: %q", got)
 	}
 }
+
+// TestSignatureToleranceWithinWindow: a standard-webhooks delivery
+// verifies up to its tolerance either side of its timestamp, so a replay
+// can come twice the tolerance after it; its id must be remembered that
+// long, or the replay triggers again.
+func TestSignatureToleranceWithinWindow(t *testing.T) {
+	sw := func(window, tolerance string) string {
+		return "idempotency_window: " + window + `
+tables:
+  - id: s
+    automations:
+      - id: sw
+        token: tok-sw-0123456789abcdefghijk
+        verify: {scheme: standard-webhooks, secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]` + tolerance + `}
+`
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"set tolerance past half the window", sw("1h", ", tolerance: 31m"),
+			"tables[0].automations[0].verify.tolerance: 31m0s: a delivery verifies up to 31m0s either side of its timestamp, so its id must be remembered twice that long, and idempotency_window is 1h0m0s"},
+		{"default tolerance past half the window", sw("9m", ""), "tables[0].automations[0].verify.tolerance: 5m0s (the default): a delivery verifies"},
+		{"half the window", sw("1h", ", tolerance: 30m"), ""},
+		{"defaults", sw("3h", ""), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), noEnv)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -118,6 +118,21 @@ tables:
 			t.Fatalf("forged signature: %d %d; want 401 800005649", status, code)
 		}
 	}
+	// A forgery whose body ends before its MAC can be checked — cut
+	// short, or chunked past the cap — is refused for its body, and takes
+	// no token either.
+	c.declared = len(bodyProduct) + 100
+	c.do(g, "POST", token, bodyProduct, forged...)
+	c.declared = 0
+	if status, code, _ := c.answer(t); status != 400 || code != 800006003 {
+		t.Fatalf("forged signature, body cut short: %d %d; want 400 800006003", status, code)
+	}
+	c.chunked = true
+	c.do(g, "POST", token, jsonOfSizeForTest(4<<20+1, "product"), forged...)
+	c.chunked = false
+	if status, code, _ := c.answer(t); status != 413 || code != 800005647 {
+		t.Fatalf("forged signature, chunked body over the cap: %d %d %s; want 413", status, code, c.ctx.Response.Body())
+	}
 	good := signedHeaders(t, signature.Config{Scheme: "github", Secrets: []string{"It's a Secret to Everybody"}}, bodyProduct, c.ctx.Time(), "")
 	c.do(g, "POST", token, bodyProduct, good...)
 	if status, code, _ := c.answer(t); status != 200 || code != 0 {

@@ -549,19 +549,26 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx, st *reqState, out *outcome, he
 	}
 	// 9–11. Body, JSON, keywords.
 	e, kw, hit := g.checkBody(ctx, st, out, r, rs, cl)
-	if e == ErrCredential { // the MAC: row 5's refusal takes no rate tokens
+	// The MAC: row 5's refusal takes no rate tokens. Nor does a signed
+	// request whose body ended before its MAC could be checked (cut short,
+	// or over the cap): nothing shows it is the sender's, and a forger
+	// would spend the automation's rate with it.
+	if e == ErrCredential || st.sigActive {
 		fail(e)
 		return
 	}
 	// 12. Client-Token, of a request that would trigger.
 	var clientToken []byte
 	if e == nil && hit {
-		clientToken = hdr.PeekCanonical(strClientToken)
-		if len(clientToken) == 0 && r.verifier != nil {
-			// A signed delivery id (standard-webhooks' webhook-id)
-			// serves as the idempotency key when no Client-Token is
-			// sent.
+		// A signed delivery id (standard-webhooks' webhook-id) is the
+		// idempotency key. A Client-Token beside it is not used: the
+		// signature does not cover it, so a captured delivery replayed
+		// with a fresh one would trigger again.
+		if r.verifier != nil {
 			clientToken = st.sig.IdempotencyKey()
+		}
+		if len(clientToken) == 0 {
+			clientToken = hdr.PeekCanonical(strClientToken)
 		}
 	}
 	scope, wait, ticket, res := admit.Admit(r.table, r.id, r.tableLimit, r.bucket, mono, clientToken)

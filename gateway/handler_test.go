@@ -110,6 +110,9 @@ type call struct {
 	uri    []byte
 	// chunked sends the body without a declared length.
 	chunked bool
+	// declared, when not 0, is the length declared instead of the
+	// body's: more is a body cut short.
+	declared int
 }
 
 func newCall() *call {
@@ -123,6 +126,9 @@ func (c *call) do(g *Gateway, method, token string, body []byte, headers ...stri
 	c.head(method, token, headers)
 	c.body.Reset(body)
 	size := len(body)
+	if c.declared != 0 {
+		size = c.declared
+	}
 	if c.chunked {
 		size = -1
 	}

@@ -38,6 +38,7 @@ tables:
       - id: sw
         token: ` + tokSW + `
         verify: {scheme: standard-webhooks, secrets_env: SW_SECRETS}
+        rps: 50 # the idempotency checks send more than a second's 5
       - id: gh
         token: ` + tokGH + `
         verify: {scheme: github, secrets: ["It's a Secret to Everybody"]}
@@ -151,6 +152,24 @@ func TestSignatures(t *testing.T) {
 		a = post(t, "POST", g.url(tokSW), body, headers...)
 		if a.Data["duplicate"] != true {
 			t.Fatalf("redelivery of msg_fixed_1: %s", a.Raw)
+		}
+		// The signature does not cover a Client-Token: a captured delivery
+		// replayed with one of its own is still the same delivery.
+		for _, ct := range []string{"replay-1", "replay-2"} {
+			a = post(t, "POST", g.url(tokSW), body, append(headers, "Client-Token", ct)...)
+			if a.Data["duplicate"] != true {
+				t.Fatalf("msg_fixed_1 replayed with Client-Token %s: %s", ct, a.Raw)
+			}
+		}
+		// A delivery signed with both keeps the id as its key.
+		hs, _, _ = signature.Sign(signature.Config{Scheme: "standard-webhooks", Secrets: []string{swNew}}, body, now, "msg_fixed_2")
+		headers = []string{hs[0][0], hs[0][1], hs[1][0], hs[1][1], hs[2][0], hs[2][1], "Client-Token", "sender-token"}
+		if a = post(t, "POST", g.url(tokSW), body, headers...); a.Data["triggered"] != true {
+			t.Fatalf("msg_fixed_2 with a Client-Token: %s", a.Raw)
+		}
+		headers[len(headers)-1] = "another-token"
+		if a = post(t, "POST", g.url(tokSW), body, headers...); a.Data["duplicate"] != true {
+			t.Fatalf("msg_fixed_2 replayed with another Client-Token: %s", a.Raw)
 		}
 	})
 	t.Run("github documented example", func(t *testing.T) {
