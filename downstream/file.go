@@ -156,18 +156,6 @@ func endLastLine(fh *os.File) error {
 	return fdatasync(fh.Fd())
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // Forward appends event and a newline to the file and returns once they
 // are written and fdatasynced, together with whatever other events arrived
 // meanwhile. An event holding a raw newline is refused. Forward does
