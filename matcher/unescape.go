@@ -294,7 +294,9 @@ const (
 var simpleEscape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // hexVal maps a hex digit to its value and any other byte to a value that
-// makes the rune decoded from it negative.
+// makes the rune decoded from it negative: -1<<16 keeps the sign bit when
+// shifted left by up to 12 (-1<<20 would lose it, all its set bits shifted
+// out of the 32, for the first of the four digits).
 var hexVal = func() (t [256]rune) {
 	for c := range t {
 		switch {
@@ -305,7 +307,7 @@ var hexVal = func() (t [256]rune) {
 		case 'A' <= c && c <= 'F':
 			t[c] = rune(c - 'A' + 10)
 		default:
-			t[c] = -1 << 20
+			t[c] = -1 << 16
 		}
 	}
 	return t
