@@ -3,11 +3,13 @@ package matcher
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -450,5 +452,63 @@ func checkOracle(t *testing.T, iter int, keywords []string, ignoreCase bool, bod
 	}
 	if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
 		t.Fatalf("iter %d: Scanner = %d, %v; oracle %d, %v", iter, kw, ok, wantKW, wantOK)
+	}
+}
+
+// TestConcurrent shares one Matcher among goroutines that each match
+// bodies with Match and with a Scanner of their own, large ones included so
+// that pooled plans and decoders are taken and returned concurrently; run
+// with -race.
+func TestConcurrent(t *testing.T) {
+	keywords := append([]string{"Refund", "退货", "🚨"}, absentKeywords[:7]...)
+	m, err := Compile(keywords, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, escaped := orderBody(100<<10, false), orderBody(100<<10, true)
+	bodies := [][]byte{
+		[]byte(`{"a":"refund"}`),
+		[]byte(`{"a":"\u9000\u8d27"}`),
+		[]byte(`{"a":"\ud83d\udea8"}`),
+		[]byte(`{"a":"none"}`),
+		raw,
+		escaped,
+		append(bytes.Clone(raw[:len(raw)-2]), `"REFUND"]`...),
+		append(bytes.Clone(escaped[:len(escaped)-2]), `"\ud83d\udea8"]`...),
+	}
+	want := make([]int, len(bodies))
+	for i, body := range bodies {
+		want[i], _ = oracleMatch(keywords, true, body)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			var s Scanner
+			for round := range 4 {
+				for i := range bodies {
+					i := (i + g + round) % len(bodies)
+					body := bodies[i]
+					if kw, _ := m.Match(body); kw != want[i] {
+						errs <- fmt.Sprintf("goroutine %d body %d: Match = %d, want %d", g, i, kw, want[i])
+						return
+					}
+					s.Reset(m)
+					piece := 1 + (g*977+round*31)%(8<<10)
+					for rest := body; len(rest) > 0; rest = rest[min(piece, len(rest)):] {
+						s.Write(rest[:min(piece, len(rest))])
+					}
+					if kw, _ := s.Result(); kw != want[i] {
+						errs <- fmt.Sprintf("goroutine %d body %d: Scanner = %d, want %d", g, i, kw, want[i])
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
