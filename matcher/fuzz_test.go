@@ -56,6 +56,9 @@ func fuzzSeeds(f *testing.F, add func(body, blob []byte, ignoreCase bool, pick u
 	}
 	add([]byte(`{"a":"\ud83d\udea8\ud800\u0041\\\"\/"}`), []byte("A\x00\\"), true, 0)
 	add([]byte(`\u65b0\u54c`), []byte("新\x00\\u54c"), false, 0)
+	// Malformed \u escapes, kept as they are: the decoded text holds none
+	// of these keywords.
+	add([]byte(`{"a":"x\uZ041 \n\uu9b0 \u00G9"}`), []byte("xA\x00\n\u09b0\x00\u00e9"), false, 0)
 }
 
 func FuzzMatch(f *testing.F) {
