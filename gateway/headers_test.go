@@ -90,6 +90,10 @@ func TestProxyAndLoopHeaders(t *testing.T) {
 			[]string{"Hookgate-Loop", "x", "Hookgate-Loop", "anon"}, 508, 800005646, "", nil},
 		{"loop marker: eight ids over two lines", hTokAnon,
 			[]string{"Hookgate-Loop", "a,b,c,d", "Hookgate-Loop", "e,f,g,h"}, 508, 800005646, "", nil},
+		{"loop marker: its own id after an empty line", hTokAnon,
+			[]string{"Hookgate-Loop", "", "Hookgate-Loop", "anon"}, 508, 800005646, "", nil},
+		{"loop marker: ids after an empty line passed on", hTokAnon,
+			[]string{"Hookgate-Loop", "", "Hookgate-Loop", "a"}, 200, 0, "127.0.0.1", []string{"a", "anon"}},
 		{"loop marker: the lines' ids passed on", hTokAnon,
 			[]string{"Hookgate-Loop", "a", "Hookgate-Loop", "b, c"}, 200, 0, "127.0.0.1", []string{"a", "b", "c", "anon"}},
 	}
@@ -135,5 +139,30 @@ func TestForwardedForLinesOverTheWire(t *testing.T) {
 		"Content-Length: %d\r\n\r\n%s", hTokIP, len(body), body)
 	if status, code, _ := readAnswer(t, bufio.NewReader(conn)); status != 403 || code != 800005650 {
 		t.Fatalf("caller 203.0.113.9 outside ip_allow 10.0.0.0/8 answered %d %d; want 403 800005650", status, code)
+	}
+}
+
+// TestLoopLinesOverTheWire: a Hookgate-Loop line left empty, as parsed by
+// fasthttp's server, does not hide the lines after it (before, a marker
+// naming the automation itself behind an empty line was accepted).
+func TestLoopLinesOverTheWire(t *testing.T) {
+	g, cfg, _ := fileGateway(t, proxyConfig)
+	conn := dialLoopback(t, serveLoopback(t, g, cfg))
+	br := bufio.NewReader(conn)
+	body := string(bodyProduct)
+	for _, tc := range []struct {
+		lines  string
+		status int
+		code   int64
+	}{
+		{"Hookgate-Loop:\r\nHookgate-Loop: anon\r\n", 508, 800005646},
+		{"Hookgate-Loop: \r\nHookgate-Loop: x, anon\r\n", 508, 800005646},
+		{"Hookgate-Loop:\r\n", 200, 0},
+		{"Hookgate-Loop:\r\nHookgate-Loop: x\r\n", 200, 0},
+	} {
+		fmt.Fprintf(conn, "POST /webhook/flow/%s HTTP/1.1\r\nHost: gw\r\n%sContent-Length: %d\r\n\r\n%s", hTokAnon, tc.lines, len(body), body)
+		if status, code, _ := readAnswer(t, br); status != tc.status || code != tc.code {
+			t.Fatalf("%q answered %d %d; want %d %d", tc.lines, status, code, tc.status, tc.code)
+		}
 	}
 }
