@@ -512,3 +512,62 @@ func TestConcurrent(t *testing.T) {
 		t.Error(e)
 	}
 }
+
+// TestEscapeSplits checks Match against the oracle, and the Scanner fed in
+// three pieces cut at every pair of places, on short bodies made of
+// escapes valid and malformed (surrogate pairs, lone and cut ones, bad
+// hex digits, a trailing backslash) among bytes that look like their
+// parts, with keywords drawn from the body and its decoded text: they
+// overlap, share prefixes, hold quotes, backslashes, controls and UTF-8,
+// and are cut inside escapes such as \u00e9 after "\u0".
+func TestEscapeSplits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	tokens := []string{
+		`\u00e9`, `\u00C9`, `\ud83d\udea8`, `\uD83D\uDEA8`, `\ud83d`, `\udea8`, `\ud83d\u0041`,
+		`\u0`, `\uZ041`, `\u00G9`, `\"`, `\\`, `\/`, `\n`, `\u0000`, `\q`, `\`,
+		"a", "A", "é", "É", `"`, "u", "0", "d", "\n", "🚨",
+	}
+	iters := 6000
+	if testing.Short() {
+		iters = 600
+	}
+	for iter := range iters {
+		var body []byte
+		for range rng.IntN(8) {
+			body = append(body, tokens[rng.IntN(len(tokens))]...)
+		}
+		texts := [][]byte{body, oracleUnescape(body)}
+		var keywords []string
+		for range 1 + rng.IntN(4) {
+			text := texts[rng.IntN(2)]
+			if len(text) == 0 {
+				keywords = append(keywords, tokens[rng.IntN(len(tokens))])
+				continue
+			}
+			s := rng.IntN(len(text))
+			keywords = append(keywords, string(text[s:s+1+rng.IntN(min(12, len(text)-s))]))
+		}
+		ignoreCase := iter%3 == 0
+		m, err := Compile(keywords, ignoreCase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantKW, wantOK := oracleMatch(keywords, ignoreCase, body)
+		if kw, ok := m.Match(body); kw != wantKW || ok != wantOK {
+			t.Fatalf("Match(%q) with %q, ignoreCase %v = %d, %v; oracle %d, %v", body, keywords, ignoreCase, kw, ok, wantKW, wantOK)
+		}
+		var s Scanner
+		for i := 0; i <= len(body); i++ {
+			for j := i; j <= len(body); j++ {
+				s.Reset(m)
+				s.Write(body[:i])
+				s.Write(body[i:j])
+				s.Write(body[j:])
+				if kw, ok := s.Result(); kw != wantKW || ok != wantOK {
+					t.Fatalf("Scanner(%q cut at %d and %d) with %q, ignoreCase %v = %d, %v; oracle %d, %v",
+						body, i, j, keywords, ignoreCase, kw, ok, wantKW, wantOK)
+				}
+			}
+		}
+	}
+}
