@@ -52,9 +52,16 @@ type Bucket struct {
 	// 0 means closed. Kept apart from tat so SetRate changes the limit
 	// without losing the bucket's state.
 	interval atomic.Int64
+	// latest is the latest timestamp at which a token was taken. Requests
+	// are stamped when they start and may reach the bucket a little out
+	// of order; one stamped before latest is judged at latest, since the
+	// bucket's state already reflects that instant: judged at its own
+	// stamp it would find the bucket emptier than it is by the difference
+	// and be refused a token that is there.
+	latest atomic.Int64
 	// Pad to a cache line so that buckets allocated side by side (one per
 	// automation) do not share one and bounce it between cores.
-	_ [64 - 16]byte
+	_ [64 - 24]byte
 }
 
 // NewBucket returns a full bucket with the given rate; see SetRate.
@@ -107,13 +114,30 @@ func (b *Bucket) take(now int64) (charged int64, wait time.Duration) {
 		return 0, closedRetry
 	}
 	for {
+		// tat before latest: a take that stored tat raised latest
+		// first, so the latest read here is at least its stamp.
 		tat := b.tat.Load()
-		next, over := admitAt(tat, now, iv)
+		latest := b.latest.Load()
+		at := max(now, latest)
+		next, over := admitAt(tat, at, iv)
 		if over > 0 {
 			return 0, time.Duration(over)
 		}
+		if at > latest {
+			b.raiseLatest(at)
+		}
 		if b.tat.CompareAndSwap(tat, next) {
 			return iv, 0
+		}
+	}
+}
+
+// raiseLatest makes latest at least at.
+func (b *Bucket) raiseLatest(at int64) {
+	for {
+		l := b.latest.Load()
+		if l >= at || b.latest.CompareAndSwap(l, at) {
+			return
 		}
 	}
 }
@@ -133,7 +157,8 @@ func (b *Bucket) wait(now int64) time.Duration {
 	if iv <= 0 {
 		return closedRetry
 	}
-	if _, over := admitAt(b.tat.Load(), now, iv); over > 0 {
+	tat := b.tat.Load()
+	if _, over := admitAt(tat, max(now, b.latest.Load()), iv); over > 0 {
 		return time.Duration(over)
 	}
 	return 0
@@ -176,11 +201,13 @@ func (s Scope) String() string {
 }
 
 // Allow admits or refuses one request at now (Unix nanoseconds) against
-// its automation's and its table's buckets. It returns None when both had
-// a token and one was taken from each. Otherwise it returns the scope of
-// the bucket that refused and how long until that bucket has a token, and
-// takes from neither: the automation is checked first, and when the table
-// then refuses, the automation's token is given back.
+// its automation's and its table's buckets. A now before the latest at
+// which a bucket gave a token (requests are stamped at their start and
+// may arrive out of order) counts as that latest. It returns None when
+// both had a token and one was taken from each. Otherwise it returns the
+// scope of the bucket that refused and how long until that bucket has a
+// token, and takes from neither: the automation is checked first, and
+// when the table then refuses, the automation's token is given back.
 //
 // retryAfter is exact to the nanosecond; the Retry-After header wants it
 // rounded up to whole seconds, at least 1. A nil bucket is no limit.

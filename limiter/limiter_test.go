@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -402,5 +403,81 @@ func TestPeekAnswersAsAllowTakingNothing(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStampsOutOfOrder: requests are stamped when they start, so
+// concurrent ones reach the bucket a little out of order. One stamped a
+// few microseconds before the last must not be refused for that, nor find
+// more tokens than the burst.
+func TestStampsOutOfOrder(t *testing.T) {
+	const skew = 3 * int64(time.Microsecond)
+	tests := []struct {
+		rps   float64
+		burst int
+	}{
+		{1, 1},
+		{2.5, 2},
+		{5, 5},
+		{50, 50},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.rps), func(t *testing.T) {
+			b := NewBucket(tc.rps)
+			// The latest stamp comes first, the rest of the burst was
+			// stamped a little before it.
+			if s, _ := Allow(b, nil, t0+skew); s != None {
+				t.Fatalf("first request: %v", s)
+			}
+			for i := 1; i < tc.burst; i++ {
+				if s, _ := Allow(b, nil, t0+int64(i%3)*skew/3); s != None {
+					t.Fatalf("request %d of the burst, stamped before the first: %v", i, s)
+				}
+			}
+			// The burst is spent whatever the stamp.
+			for _, at := range []int64{0, skew / 2, skew} {
+				if s, wait := Allow(b, nil, t0+at); s != Automation || wait <= 0 {
+					t.Fatalf("request past the burst at +%v: %v %v", time.Duration(at), s, wait)
+				}
+			}
+			// The next token comes when the burst, taken at the latest
+			// stamp, has refilled by one: an interval after it, less the
+			// fraction of a token a fractional burst has over.
+			iv := int64(float64(time.Second) / tc.rps)
+			next := t0 + skew + int64(tc.burst+1)*iv - max(iv, int64(time.Second))
+			if s, _ := Allow(b, nil, next-1); s != Automation {
+				t.Fatalf("admitted a nanosecond before the next token: %v", s)
+			}
+			if s, _ := Allow(b, nil, next); s != None {
+				t.Fatalf("refused when the next token is there: %v", s)
+			}
+		})
+	}
+}
+
+// TestConcurrentJitteredStamps: as many goroutines as the burst take from
+// full buckets, stamped a few microseconds apart and run in whatever
+// order the scheduler picks: every one is admitted.
+func TestConcurrentJitteredStamps(t *testing.T) {
+	const burst = 50
+	for round := range 50 {
+		auto, table := NewBucket(burst), NewBucket(2*burst)
+		var admitted atomic.Int64
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := range burst {
+			wg.Go(func() {
+				<-start
+				now := t0 + int64((g*37+round)%burst)*int64(time.Microsecond)
+				if s, _ := Allow(auto, table, now); s == None {
+					admitted.Add(1)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if got := admitted.Load(); got != burst {
+			t.Fatalf("round %d: admitted %d of a burst of %d", round, got, burst)
+		}
 	}
 }
