@@ -74,11 +74,25 @@ func NewBucket(rps float64) *Bucket {
 // SetRate changes the bucket's rate to rps tokens a second (burst
 // max(1, rps)). It is safe to call concurrently with Allow, e.g. on a config
 // reload: the bucket keeps its state, so a bucket drained at the old rate
-// refills from where it was at the new one. A rate that is not positive
-// (or NaN) closes the bucket: it refuses every request until the next
-// SetRate.
+// refills from where it was at the new one. A bucket that owes more than
+// the new rate's whole burst (drained at a rate below one a second, whose
+// burst takes its long interval to refill) counts as drained at the new
+// rate as of its last request, so a raised rate does not refuse for the
+// rest of the old interval. A rate that is not positive (or NaN) closes
+// the bucket: it refuses every request until the next SetRate.
 func (b *Bucket) SetRate(rps float64) {
-	b.interval.Store(intervalOf(rps))
+	iv := intervalOf(rps)
+	b.interval.Store(iv)
+	if iv <= 0 {
+		return
+	}
+	for {
+		tat, latest := b.tat.Load(), b.latest.Load()
+		drained := latest + max(iv, second)
+		if tat <= drained || b.tat.CompareAndSwap(tat, drained) {
+			return
+		}
+	}
 }
 
 // Rate returns the bucket's rate in tokens a second, as set by SetRate up
@@ -109,11 +123,11 @@ func intervalOf(rps float64) int64 {
 // charged, which give must be handed to return the token. On refusal it
 // returns 0 and the time until a token is available.
 func (b *Bucket) take(now int64) (charged int64, wait time.Duration) {
-	iv := b.interval.Load()
-	if iv <= 0 {
-		return 0, closedRetry
-	}
 	for {
+		iv := b.interval.Load()
+		if iv <= 0 {
+			return 0, closedRetry
+		}
 		// tat before latest: a take that stored tat raised latest
 		// first, so the latest read here is at least its stamp.
 		tat := b.tat.Load()
@@ -127,7 +141,13 @@ func (b *Bucket) take(now int64) (charged int64, wait time.Duration) {
 			b.raiseLatest(at)
 		}
 		if b.tat.CompareAndSwap(tat, next) {
-			return iv, 0
+			if b.interval.Load() == iv {
+				return iv, 0
+			}
+			// SetRate changed the rate while this take was judged at
+			// the old one, and may have settled tat before it was
+			// stored: give it back and judge it again at the new rate.
+			b.give(iv)
 		}
 	}
 }

@@ -481,3 +481,82 @@ func TestConcurrentJitteredStamps(t *testing.T) {
 		}
 	}
 }
+
+// TestSetRateRaisedFromSlow: a bucket drained at a rate below one a
+// second owes up to its long interval. A reload raising the rate must
+// not keep it refusing for that interval: it refills at the new rate,
+// drained as of its last request.
+func TestSetRateRaisedFromSlow(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new float64
+	}{
+		{"one an hour to 5/s", 1.0 / 3600, 5},
+		{"one a minute to 1/s", 1.0 / 60, 1},
+		{"one per 10s to 0.5/s", 0.1, 0.5},
+		{"one a day to 1000/s", 1.0 / 86400, 1000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBucket(tc.old)
+			if s, _ := Allow(b, nil, t0); s != None {
+				t.Fatalf("first request: %v", s)
+			}
+			b.SetRate(tc.new)
+			iv := int64(float64(time.Second) / tc.new)
+			// Drained at the new rate as of t0: one token an interval
+			// later, and a refusal before says so.
+			s, wait := Allow(b, nil, t0+iv/2)
+			if s != Automation || wait <= 0 || int64(wait) > iv {
+				t.Fatalf("half an interval after: %v %v, want automation within %v", s, wait, time.Duration(iv))
+			}
+			if s, wait := Allow(b, nil, t0+iv); s != None {
+				t.Fatalf("an interval of the new rate after: %v %v", s, wait)
+			}
+		})
+	}
+}
+
+// TestConcurrentSetRateSettles races reloads between one an hour and 5/s
+// with takes: once the last reload to 5/s is done, the bucket refills at
+// 5/s from its latest request, whatever take was judged at the old rate
+// meanwhile.
+func TestConcurrentSetRateSettles(t *testing.T) {
+	for round := range 20 {
+		b := NewBucket(5)
+		var last atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if i%2 == 0 {
+					b.SetRate(1.0 / 3600)
+				} else {
+					b.SetRate(5)
+				}
+			}
+		})
+		for g := range 2 {
+			wg.Go(func() {
+				for i := range 2000 {
+					now := t0 + int64(2*i+g)*int64(time.Millisecond)
+					Allow(b, nil, now)
+					for l := last.Load(); now > l && !last.CompareAndSwap(l, now); l = last.Load() {
+					}
+				}
+			})
+		}
+		time.Sleep(5 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		b.SetRate(5)
+		if s, wait := Allow(b, nil, last.Load()+ms(200)); s != None {
+			t.Fatalf("round %d: 200ms after the last request at 5/s: %v %v", round, s, wait)
+		}
+	}
+}
