@@ -20,10 +20,12 @@ const (
 	second = int64(time.Second)
 
 	// minInterval and maxInterval bound the emission interval so that
-	// tat+interval cannot overflow for any realistic Unix time: rates above
-	// 1e9/s behave as 1e9/s, rates below one per ~13 days as one per ~13 days.
+	// tat+interval cannot overflow for any realistic Unix time: tat is at
+	// most an interval past the latest request, and a take adds one more,
+	// which stays below 2^63 until 2189. Rates above 1e9/s behave as
+	// 1e9/s, rates below one per ~36 years as one per ~36 years.
 	minInterval = int64(1)
-	maxInterval = int64(1) << 50
+	maxInterval = int64(1) << 60
 
 	// closedRetry is the wait reported by a bucket whose rate is not
 	// positive: no token will ever come, but a config reload may open it,

@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -558,5 +559,35 @@ func TestConcurrentSetRateSettles(t *testing.T) {
 		if s, wait := Allow(b, nil, last.Load()+ms(200)); s != None {
 			t.Fatalf("round %d: 200ms after the last request at 5/s: %v %v", round, s, wait)
 		}
+	}
+}
+
+// TestSlowRates: the configuration takes any positive rate, down to one a
+// month and below; a bucket enforces it as set, with no overflow near the
+// ends of the int64 clock.
+func TestSlowRates(t *testing.T) {
+	day := 24 * time.Hour
+	for _, every := range []time.Duration{
+		time.Hour, day, 30 * day, 116 * day, 365 * day, 30 * 365 * day,
+	} {
+		t.Run(every.String(), func(t *testing.T) {
+			rps := float64(time.Second) / float64(every)
+			b := NewBucket(rps)
+			// 1/rps in float64 is exact to well under a microsecond.
+			const slack = int64(time.Microsecond)
+			if got := b.Rate(); math.Abs(got-rps) > rps*1e-9 {
+				t.Fatalf("Rate() = %v, want %v", got, rps)
+			}
+			if s, _ := Allow(b, nil, t0); s != None {
+				t.Fatalf("first request: %v", s)
+			}
+			s, wait := Allow(b, nil, t0+int64(every)-slack)
+			if s != Automation || wait <= 0 || int64(wait) > 2*slack {
+				t.Fatalf("a microsecond before the next token: %v %v", s, wait)
+			}
+			if s, _ := Allow(b, nil, t0+int64(every)+slack); s != None {
+				t.Fatalf("when the next token is there: %v", s)
+			}
+		})
 	}
 }
