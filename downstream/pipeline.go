@@ -148,6 +148,9 @@ var (
 	errUnprocessed  = &kindError{kind: ErrAborted, msg: "flow engine ended the connection before this event"}
 	errUnsolicited  = &kindError{kind: ErrUnreachable, msg: "flow engine sent an answer nobody asked for"}
 	errIdleOrClosed = errors.New("idle connection closed")
+	// errSwitched is the cause of a connection the engine switched to
+	// another protocol (101).
+	errSwitched = errors.New("flow engine switched protocols")
 	// errEngineClosed is the cause of a connection the engine ended
 	// with an answer: every call still queued gets errUnprocessed.
 	errEngineClosed = errors.New("flow engine ended the connection with an answer")
@@ -584,6 +587,12 @@ func (pc *pconn) read() {
 		switch {
 		case err != nil:
 			pc.failBlamed(err, true)
+		case resp.StatusCode() == fasthttp.StatusSwitchingProtocols:
+			// The engine speaks another protocol after a 101: nothing
+			// read on the connection is an answer any more, so the
+			// events written behind it fail as aborted, and those held
+			// back are sent elsewhere.
+			pc.failBlamed(errSwitched, true)
 		case resp.ConnectionClose():
 			// The engine ends the connection with this answer (by
 			// Connection: close, or as HTTP/1.0 without keep-alive),

@@ -784,3 +784,60 @@ func TestPipelineWrittenEventKeepsItsDeadline(t *testing.T) {
 		t.Errorf("long event, on the connection that failed for the short one: %v; want aborted", err)
 	}
 }
+
+// TestPipelineSwitchingProtocolsEndsAnswers: after a 101 the engine speaks
+// another protocol on the connection, so nothing read on it afterwards is
+// an answer. An event written behind the 101 must not be accepted by
+// bytes of that protocol that happen to look like a 200: the connection
+// fails, and the event, written, fails as aborted and is not sent again.
+func TestPipelineSwitchingProtocolsEndsAnswers(t *testing.T) {
+	ln := listenLoopback(t)
+	first := make(chan struct{})
+	queued := make(chan struct{})
+	var reqs atomic.Int64
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for n := 0; ; n++ {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			reqs.Add(1)
+			if n == 0 {
+				close(first)
+				<-queued
+				_, _ = c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n"))
+				continue
+			}
+			// The new protocol's bytes, which parse as a 200.
+			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		}
+	}()
+	h := openHTTP(t, Config{URL: "http://" + ln.Addr().String() + "/", Pipeline: 16, MaxConns: 1,
+		Timeout: 5 * time.Second, DialAttempts: 1})
+	aRes := make(chan error, 1)
+	go func() { aRes <- h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()) }()
+	<-first
+	bRes := make(chan error, 1)
+	go func() { bRes <- h.Forward([]byte("b"), nil, []byte(testEvent), time.Now()) }()
+	waitConn(t, h, 5*time.Second, "b held back behind a", func(pc *pconn) bool {
+		return pc != nil && pc.unwritten == 1
+	})
+	close(queued)
+	if err := <-aRes; err == nil {
+		t.Error("a accepted by a 101")
+	}
+	err := <-bRes
+	if err == nil {
+		t.Fatal("b, written behind a 101, accepted by the bytes that followed it")
+	}
+	if !errors.Is(err, ErrAborted) {
+		t.Errorf("b: %v; want aborted", err)
+	}
+}
