@@ -242,3 +242,79 @@ func TestListenerBusyAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestAcceptOutOfFiles opens more connections than the gateway may hold
+// files: accept failing with EMFILE is a passing fault, not the end of
+// the process. Once the connections close, requests are served again and
+// SIGTERM still stops it with exit 0.
+func TestAcceptOutOfFiles(t *testing.T) {
+	s := startSink(t)
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	path := dir + "/hookgate.yaml"
+	cfg := "listen: " + addr + "\ndownstream: {url: \"" + s.URL + "\"}\nlimits: {anonymous_rps: 100000}\ntables:\n  - id: t\n    automations:\n      - {id: a, token: " + tokAnon + "}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Go raises the soft limit to the hard one at start: lower both.
+	cmd := exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" serve -config "$1"`, binary, path)
+	cmd.Dir = dir
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", stderr.String())
+		}
+	}()
+	g := &gatewayProc{Base: "http://" + addr}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hookgate did not listen\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var conns []net.Conn
+	for range 100 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, c := range conns {
+		c.Close()
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("hookgate exited when out of files: %v", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	post(t, "POST", g.url(tokAnon), productBody).want(t, 200, 0, "")
+	if n := strings.Count(stderr.String(), "accepting connections; retrying"); n != 1 {
+		t.Errorf("%d lines say accept is retried, want 1", n)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit after SIGTERM")
+	}
+}
