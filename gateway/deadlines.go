@@ -71,8 +71,11 @@ func (l *connDeadlines) Accept() (net.Conn, error) {
 	return &deadlineConn{Conn: c, l: l}, nil
 }
 
+// Close closes the listener only. The clock keeps running for the
+// connections still being served (a shutdown closes the listener first
+// and then drains them): frozen, it would measure their deadlines from
+// the moment of the stop. Server stops it once they are done.
 func (l *connDeadlines) Close() error {
-	l.clock.stop()
 	return l.Listener.Close()
 }
 

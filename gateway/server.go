@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -49,6 +50,9 @@ func (g *Gateway) NewServer(cfg *Config) *Server {
 type Server struct {
 	fs       *fasthttp.Server
 	timeouts ServerLimits
+
+	mu        sync.Mutex
+	listeners []*connDeadlines // their clocks stop at Shutdown
 }
 
 // Serve serves ln until it is closed or the server shut down, its
@@ -56,7 +60,15 @@ type Server struct {
 // write_timeout as connDeadlines describes.
 func (s *Server) Serve(ln net.Listener) error {
 	t := s.timeouts
-	return s.fs.Serve(listenWithDeadlines(ln, time.Duration(t.ReadTimeout), time.Duration(t.IdleTimeout), time.Duration(t.WriteTimeout)))
+	l := listenWithDeadlines(ln, time.Duration(t.ReadTimeout), time.Duration(t.IdleTimeout), time.Duration(t.WriteTimeout)).(*connDeadlines)
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	err := s.fs.Serve(l)
+	if err != nil { // failed: no Shutdown drains its connections
+		l.clock.stop()
+	}
+	return err
 }
 
 // ListenAndServe listens on TCP address addr and serves it as Serve does.
@@ -70,7 +82,15 @@ func (s *Server) ListenAndServe(addr string) error {
 
 // Shutdown stops accepting and waits for the open connections' requests
 // to be answered, as fasthttp.Server.Shutdown.
-func (s *Server) Shutdown() error { return s.fs.Shutdown() }
+func (s *Server) Shutdown() error {
+	err := s.fs.Shutdown()
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		l.clock.stop()
+	}
+	s.mu.Unlock()
+	return err
+}
 
 // handleError answers fasthttp's own errors (a malformed request line or
 // header, headers over max_header_bytes, a read timeout) with a JSON body
