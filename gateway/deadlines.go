@@ -49,14 +49,6 @@ type connDeadlines struct {
 	clock             *coarseClock
 }
 
-// listenWithDeadlines wraps ln so that its connections keep the
-// timeouts described at connDeadlines. Closing the listener stops its
-// clock.
-func listenWithDeadlines(ln net.Listener, read, idle, write time.Duration) net.Listener {
-	return &connDeadlines{Listener: ln, read: int64(read), idle: int64(idle), write: int64(write),
-		clock: newCoarseClock(clockTick(min(read, idle, write)))}
-}
-
 // clockTick is how often the clock advances for a shortest timeout of
 // timeout: a sixteenth of it, between 1 ms and 100 ms.
 func clockTick(timeout time.Duration) time.Duration {
@@ -69,14 +61,6 @@ func (l *connDeadlines) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &deadlineConn{Conn: c, l: l}, nil
-}
-
-// Close closes the listener only. The clock keeps running for the
-// connections still being served (a shutdown closes the listener first
-// and then drains them): frozen, it would measure their deadlines from
-// the moment of the stop. Server stops it once they are done.
-func (l *connDeadlines) Close() error {
-	return l.Listener.Close()
 }
 
 // where a connection is, as its reads and writes tell.

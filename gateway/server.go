@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -25,7 +25,8 @@ import (
 // accepts, not by fasthttp (see connDeadlines).
 func (g *Gateway) NewServer(cfg *Config) *Server {
 	s := cfg.Server
-	return &Server{timeouts: s, fs: &fasthttp.Server{
+	read, idle, write := time.Duration(s.ReadTimeout), time.Duration(s.IdleTimeout), time.Duration(s.WriteTimeout)
+	return &Server{timeouts: s, log: g.log, clock: newCoarseClock(clockTick(min(read, idle, write))), fs: &fasthttp.Server{
 		Handler:                       g.Handle,
 		ExpectHandler:                 g.Expect,
 		ErrorHandler:                  g.handleError,
@@ -50,25 +51,21 @@ func (g *Gateway) NewServer(cfg *Config) *Server {
 type Server struct {
 	fs       *fasthttp.Server
 	timeouts ServerLimits
-
-	mu        sync.Mutex
-	listeners []*connDeadlines // their clocks stop at Shutdown
+	log      *zap.Logger
+	// clock times the connections' deadlines. It runs until Shutdown
+	// has drained them: fasthttp closes the listeners first, and a clock
+	// stopped then would measure the drain's deadlines from the stop.
+	clock *coarseClock
 }
 
 // Serve serves ln until it is closed or the server shut down, its
 // connections keeping server.read_timeout, idle_timeout and
-// write_timeout as connDeadlines describes.
+// write_timeout as connDeadlines describes, and its accepts waiting out
+// a shortage of file descriptors (RetryAccept).
 func (s *Server) Serve(ln net.Listener) error {
 	t := s.timeouts
-	l := listenWithDeadlines(ln, time.Duration(t.ReadTimeout), time.Duration(t.IdleTimeout), time.Duration(t.WriteTimeout)).(*connDeadlines)
-	s.mu.Lock()
-	s.listeners = append(s.listeners, l)
-	s.mu.Unlock()
-	err := s.fs.Serve(l)
-	if err != nil { // failed: no Shutdown drains its connections
-		l.clock.stop()
-	}
-	return err
+	return s.fs.Serve(&connDeadlines{Listener: RetryAccept(ln, s.log), clock: s.clock,
+		read: int64(t.ReadTimeout), idle: int64(t.IdleTimeout), write: int64(t.WriteTimeout)})
 }
 
 // ListenAndServe listens on TCP address addr and serves it as Serve does.
@@ -84,11 +81,7 @@ func (s *Server) ListenAndServe(addr string) error {
 // to be answered, as fasthttp.Server.Shutdown.
 func (s *Server) Shutdown() error {
 	err := s.fs.Shutdown()
-	s.mu.Lock()
-	for _, l := range s.listeners {
-		l.clock.stop()
-	}
-	s.mu.Unlock()
+	s.clock.stop()
 	return err
 }
 
@@ -128,4 +121,43 @@ type fasthttpLogger struct{ log *zap.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Warn("http server", zap.String("format", format))
+}
+
+// RetryAccept wraps ln so that Accept waits out a shortage of resources
+// (file descriptors, kernel memory) instead of failing: fasthttp ends
+// Serve on any such error, which ended the process, so a flood of
+// connections past the file limit stopped the gateway. As net/http does,
+// it retries after 5 ms, doubling up to 1 s, and logs at most once a
+// minute. Server.Serve uses it; the admin listener is given it too.
+func RetryAccept(ln net.Listener, log *zap.Logger) net.Listener {
+	return &retryAccept{Listener: ln, log: log}
+}
+
+// retryAccept is RetryAccept's listener. Accept is called by one
+// goroutine at a time.
+type retryAccept struct {
+	net.Listener
+	log    *zap.Logger
+	logged time.Time
+}
+
+func (l *retryAccept) Accept() (net.Conn, error) {
+	var wait time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil || !(errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+			errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)) {
+			return c, err
+		}
+		if wait == 0 {
+			wait = 5 * time.Millisecond
+		} else {
+			wait = min(2*wait, time.Second)
+		}
+		if time.Since(l.logged) >= time.Minute {
+			l.logged = time.Now()
+			l.log.Warn("accepting connections; retrying", zap.String("listen", l.Addr().String()), zap.Error(err))
+		}
+		time.Sleep(wait)
+	}
 }

@@ -6,7 +6,6 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -175,39 +174,6 @@ func sign(args []string) error {
 	return nil
 }
 
-// retryAccept is a listener whose Accept waits out a shortage of
-// resources (file descriptors, kernel memory) instead of failing: fasthttp
-// ends Serve on any such error, which ended the process, so a flood of
-// connections past the file limit stopped the gateway. As net/http does,
-// it retries after 5 ms, doubling up to 1 s, and says so at most once a
-// minute. Accept is called by one goroutine at a time.
-type retryAccept struct {
-	net.Listener
-	log    *zap.Logger
-	logged time.Time
-}
-
-func (l *retryAccept) Accept() (net.Conn, error) {
-	var wait time.Duration
-	for {
-		c, err := l.Listener.Accept()
-		if err == nil || !(errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
-			errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)) {
-			return c, err
-		}
-		if wait == 0 {
-			wait = 5 * time.Millisecond
-		} else {
-			wait = min(2*wait, time.Second)
-		}
-		if time.Since(l.logged) >= time.Minute {
-			l.logged = time.Now()
-			l.log.Warn("accepting connections; retrying", zap.String("listen", l.Addr().String()), zap.Error(err))
-		}
-		time.Sleep(wait)
-	}
-}
-
 func serve(args []string) error {
 	fs, path := configFlag("serve", args)
 	parseFlags(fs, args)
@@ -268,7 +234,6 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	ln = &retryAccept{Listener: ln, log: log}
 	srv := gw.NewServer(cfg)
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
@@ -296,7 +261,7 @@ func serve(args []string) error {
 			return fmt.Errorf("admin_listen: %w", err)
 		}
 		adminAddr = aln.Addr().String()
-		aln = &retryAccept{Listener: aln, log: log}
+		aln = gateway.RetryAccept(aln, log)
 		asrv := admin.NewServer()
 		go func() { served <- asrv.Serve(aln) }()
 		defer asrv.Shutdown()
@@ -320,6 +285,11 @@ func serve(args []string) error {
 	for {
 		select {
 		case err := <-served:
+			// A listener failed: the webhook requests in flight are
+			// still answered before the sink closes.
+			if serr := srv.Shutdown(); serr != nil {
+				log.Error("shutdown", zap.Error(serr))
+			}
 			return fmt.Errorf("serve: %w", err)
 		case <-hup:
 			reload()
