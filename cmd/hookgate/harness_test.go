@@ -149,6 +149,44 @@ type gatewayProc struct {
 	done   chan error
 }
 
+// launch starts cmd in dir as a gateway process that will listen on
+// addr, its log kept and its exit reported on done.
+func launch(t *testing.T, cmd *exec.Cmd, dir, addr string) *gatewayProc {
+	t.Helper()
+	cmd.Dir = dir
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g := &gatewayProc{Base: "http://" + addr, cmd: cmd, dir: dir, stderr: stderr, done: make(chan error, 1)}
+	go func() { g.done <- cmd.Wait() }()
+	return g
+}
+
+// waitListening waits up to 10 s for g to accept on addr, failing the
+// test if it exits first.
+func (g *gatewayProc) waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case err := <-g.done:
+			t.Fatalf("hookgate exited: %v\n%s", err, g.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hookgate did not listen on %s\n%s", addr, g.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // lockedBuffer lets the test read the log while the process writes it.
 type lockedBuffer struct {
 	mu  sync.Mutex
@@ -194,32 +232,9 @@ func startGatewayAt(t *testing.T, config, addr string, env ...string) *gatewayPr
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "serve", "-config", path)
-	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g := &gatewayProc{Base: "http://" + addr, cmd: cmd, dir: dir, stderr: stderr, done: make(chan error, 1)}
-	go func() { g.done <- cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-g.done:
-			t.Fatalf("hookgate exited: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hookgate did not listen on %s\n%s", addr, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	g := launch(t, cmd, dir, addr)
+	g.waitListening(t, addr)
 	t.Cleanup(func() {
 		g.stop(t)
 		assertNoSecrets(t, "the gateway log", g.log())

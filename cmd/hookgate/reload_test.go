@@ -194,15 +194,8 @@ func TestSignalsDuringStart(t *testing.T) {
 			if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(binary, "serve", "-config", path)
-			cmd.Dir = dir
-			stderr := &lockedBuffer{}
-			cmd.Stderr = stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			g := launch(t, exec.Command(binary, "serve", "-config", path), dir, addr)
+			cmd, stderr, done := g.cmd, g.stderr, g.done
 			defer func() {
 				cmd.Process.Kill()
 				if t.Failed() {

@@ -256,15 +256,8 @@ func TestAcceptOutOfFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Go raises the soft limit to the hard one at start: lower both.
-	cmd := exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" serve -config "$1"`, binary, path)
-	cmd.Dir = dir
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	g := launch(t, exec.Command("sh", "-c", `ulimit -n 64 && exec "$0" serve -config "$1"`, binary, path), dir, addr)
+	cmd, stderr, done := g.cmd, g.stderr, g.done
 	defer func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
@@ -274,18 +267,7 @@ func TestAcceptOutOfFiles(t *testing.T) {
 			t.Logf("gateway log:\n%s", stderr.String())
 		}
 	}()
-	g := &gatewayProc{Base: "http://" + addr}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hookgate did not listen\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	g.waitListening(t, addr)
 	var conns []net.Conn
 	for range 100 {
 		c, err := net.Dial("tcp", addr)
