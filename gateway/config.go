@@ -880,23 +880,18 @@ func (v *validator) verify(ap string, vf *Verify, window time.Duration) {
 		v.addf(ap+".verify.secrets", "no secrets: set secrets or secrets_env")
 		return
 	}
-	if _, err := signature.Compile(vf.SignatureConfig()); err != nil {
+	ver, err := signature.Compile(vf.SignatureConfig())
+	if err != nil {
 		// err names the field already: "verify.scheme: …".
 		v.problems = append(v.problems, ap+"."+err.Error())
 		return
 	}
-	// A standard-webhooks delivery verifies within tolerance either side
-	// of its timestamp, so a replay may come up to twice the tolerance
-	// after the first delivery; its id, the idempotency key, must be
-	// remembered that long for the replay to be a duplicate.
-	if vf.Scheme == "standard-webhooks" {
-		tol, which := time.Duration(vf.Tolerance), ""
-		if tol == 0 {
-			tol, which = signature.DefaultTolerance, " (the default)"
+	if span := ver.ReplaySpan(); span > window {
+		tol, which := span/2, ""
+		if vf.Tolerance == 0 {
+			which = " (the default)"
 		}
-		if 2*tol > window {
-			v.addf(ap+".verify.tolerance", "%s%s: a delivery verifies up to %s either side of its timestamp, so its id must be remembered twice that long, and idempotency_window is %s; lower the tolerance or raise the window",
-				tol, which, tol, window)
-		}
+		v.addf(ap+".verify.tolerance", "%s%s: a delivery verifies up to %s either side of its timestamp, so its id must be remembered twice that long, and idempotency_window is %s; lower the tolerance or raise the window",
+			tol, which, tol, window)
 	}
 }

@@ -233,6 +233,18 @@ func (v *Verifier) String() string {
 	return fmt.Sprintf("signature.Verifier{scheme: %s, secrets: %d}", v.scheme, len(v.keys))
 }
 
+// ReplaySpan is how long after a delivery a copy of it may still verify,
+// for a scheme whose signed delivery id is the idempotency key
+// (standard-webhooks): the tolerance either side of its timestamp, twice
+// the tolerance in all. An idempotency window shorter than that forgets
+// the id while a replay still verifies. 0 for the other schemes.
+func (v *Verifier) ReplaySpan() time.Duration {
+	if v.scheme != schemeStandard {
+		return 0
+	}
+	return 2 * time.Duration(v.tolerance)
+}
+
 // NeedsBody reports whether Finish must wait for the body: false for
 // dingtalk, which signs only the timestamp and is decided in Begin.
 func (v *Verifier) NeedsBody() bool { return v.scheme != schemeDingTalk }

@@ -715,3 +715,25 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaySpan: only a scheme whose signed delivery id is the
+// idempotency key has one, twice its tolerance.
+func TestReplaySpan(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want time.Duration
+	}{
+		{Config{Scheme: "standard-webhooks", Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}, 2 * DefaultTolerance},
+		{Config{Scheme: "standard-webhooks", Secrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, Tolerance: time.Minute}, 2 * time.Minute},
+		{Config{Scheme: "dingtalk", Secrets: []string{"SEC0123"}}, 0},
+		{Config{Scheme: "github", Secrets: []string{"s"}}, 0},
+	} {
+		v, err := Compile(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.ReplaySpan(); got != tc.want {
+			t.Errorf("%s, tolerance %s: ReplaySpan %s, want %s", tc.cfg.Scheme, tc.cfg.Tolerance, got, tc.want)
+		}
+	}
+}
