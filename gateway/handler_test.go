@@ -434,6 +434,19 @@ func TestHandlerZeroAllocs(t *testing.T) {
 				t.Fatal("the request did not linger")
 			}
 		}},
+		{"413 declared past what lingers, closed unread", func() {
+			c.declared = 64 << 20
+			c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer)
+			c.declared = 0
+		}},
+		{"400 signed, body cut short before its MAC", func() {
+			c.declared = len(bodyProduct) + 100
+			c.do(g, "POST", "tok-gh-0123456789abcdefghijk", bodyProduct, ghSig...)
+			c.declared = 0
+		}},
+		{"508 loop marker after an empty line", func() {
+			c.do(g, "POST", hTokCred, bodyProduct, "Authorization", bearer, "Hookgate-Loop", "", "Hookgate-Loop", "cred")
+		}},
 		{"413 lingered, declared over the cap", func() {
 			c.do(g, "POST", hTokCred, overCap, "Authorization", bearer)
 			lingered.out.Reset()
