@@ -28,12 +28,14 @@ import (
 //
 // Retry policy: a POST is re-sent only when it surely never reached the
 // engine, that is when the connection could not be established (TCP dial or
-// TLS handshake failed), at most Config.DialAttempts times within
-// Config.Timeout. Once a byte of the request may have been written it is
-// never re-sent, not even on a keep-alive connection the engine had just
-// closed, because the engine might have run the automation; the caller gets
-// an error and its own retry carries the same Idempotency-Key. fasthttp's
-// own retries are switched off (RetryIfErr refuses, one attempt).
+// TLS handshake failed) or the kernel took none of its bytes, at most
+// Config.DialAttempts times within Config.Timeout. Once a byte of the
+// request may have been written it is never re-sent, because the engine
+// might have run the automation; the caller gets an error and its own
+// retry carries the same Idempotency-Key. A kept-alive connection the
+// engine has closed, or sent bytes on, while it sat idle is seen before
+// anything is written on it (see exchange) and the next one is taken,
+// without counting an attempt.
 //
 // One exception, when pipelining (Config.Pipeline > 1): an event written
 // behind the answer with which the engine ended the connection
@@ -68,6 +70,7 @@ type HTTP struct {
 	timeouts    atomic.Uint64
 	dialRetries atomic.Uint64
 	resent      atomic.Uint64
+	stale       atomic.Uint64
 }
 
 var _ Sink = (*HTTP)(nil)
@@ -136,31 +139,24 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 	clean.User = nil
 	h.uri = clean.String()
 	h.calls.New = func() any { return new(httpCall) }
+	// The client is used for its pool of connections only: exchange
+	// writes and reads on them itself.
 	h.client = &fasthttp.HostClient{
-		Addr:  addr,
-		IsTLS: isTLS,
+		Addr: addr,
 		// The sink dials (and shakes hands) itself, so that every failure
-		// to connect is marked as such and only those are retried.
-		DialTimeout:         h.dial,
+		// to connect is marked as such and only those are retried, and
+		// wraps each connection so exchange can look at its socket.
+		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
+			c, err := h.dial(addr, timeout)
+			if err != nil {
+				return nil, err
+			}
+			return newEngineConn(c), nil
+		},
 		MaxConns:            cfg.MaxConns,
 		MaxConnWaitTimeout:  cfg.MaxConnWaitTimeout,
 		MaxIdleConnDuration: cfg.MaxIdleConnDuration,
-		// No ReadTimeout or WriteTimeout: every call goes through
-		// DoDeadline, whose deadline becomes the connection's read and
-		// write deadlines; the client's own timeouts would only add a
-		// clock read each per call and never come first.
 		MaxResponseBodySize: cfg.MaxResponseBodySize,
-		// fasthttp re-sends a request that failed after it was written when
-		// RetryIfErr (or, for GET/HEAD/PUT, isIdempotent) says so. A POST
-		// that may have reached the engine is never re-sent: one attempt,
-		// and a RetryIfErr that refuses in case the attempt count changes.
-		MaxIdemponentCallAttempts: 1,
-		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		NoDefaultUserAgentHeader:  true,
-		// Parse errors must not quote the engine's answer into our logs
-		// (classify drops what they still quote).
-		SecureErrorLogMessage:  true,
-		DisablePathNormalizing: true,
 	}
 	if cfg.Pipeline > 1 {
 		h.pipe = newPipeline(h, u.RequestURI(), u.Host, cfg)
@@ -288,10 +284,10 @@ func (h *HTTP) roundTrip(eventID, loop, event []byte, deadline time.Time) (int, 
 	}
 	// Not copied: the request is done with event before Forward returns.
 	req.SetBodyRaw(event)
-	// DoDeadline only sets the request's timeout and calls Do in this
-	// goroutine; the deadline becomes the connection's read/write
-	// deadline, so no timer or goroutine is made per call.
-	status, err := answered(&c.resp, h.client.DoDeadline(req, &c.resp, deadline))
+	req.URI().DisablePathNormalizing = true
+	// The deadline becomes the connection's read/write deadline, so no
+	// timer or goroutine is made per call.
+	status, err := answered(&c.resp, h.exchange(req, &c.resp, deadline))
 	// Reset drops the references to the caller's buffers before pooling.
 	req.Reset()
 	c.resp.Reset()
@@ -390,6 +386,10 @@ type HTTPStats struct {
 	// their pipelined connection with an earlier event's answer (see
 	// HTTP).
 	Resent uint64
+	// Stale is the number of connections dropped, one event at a time,
+	// because the engine had closed them or sent bytes nobody asked for
+	// (see exchange).
+	Stale uint64
 	// Conns is the number of connections open now.
 	Conns int
 }
@@ -402,6 +402,7 @@ func (h *HTTP) Stats() HTTPStats {
 		Timeouts:    h.timeouts.Load(),
 		DialRetries: h.dialRetries.Load(),
 		Resent:      h.resent.Load(),
+		Stale:       h.stale.Load(),
 		Conns:       h.conns(),
 	}
 }

@@ -1,0 +1,145 @@
+package downstream
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// exchange sends req on a connection of the client's pool and reads the
+// engine's answer into resp, all within deadline: the one-at-a-time
+// transport (Config.Pipeline 1).
+//
+// It does what fasthttp's own transport does, with three checks that one
+// lacks, each against an answer that is not the event's own. Before a
+// request goes out on a connection that has carried one, the socket is
+// looked at without reading: bytes the engine sent while the connection
+// sat idle (a second answer to one request, a proxy's late error page)
+// would be read as this event's answer, and an end of stream means the
+// engine has closed it; either way the connection is dropped and the
+// next one taken, as many times as the deadline allows. After an answer,
+// bytes already read beyond it are ones nobody asked for, and after a
+// 101 the engine speaks another protocol: such a connection is closed,
+// not pooled. And a write that failed before the kernel took a byte of
+// the request is errNotWritten, which Forward sends again.
+//
+// What the checks cannot see: bytes that arrive between the look and the
+// engine's reading of the request, and, over TLS, bytes the TLS layer
+// had already read off the socket along with the last answer.
+func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	for {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return fasthttp.ErrTimeout
+		}
+		cc, err := h.client.AcquireConn(wait, false)
+		if err != nil {
+			return err
+		}
+		conn := cc.Conn()
+		ec, _ := conn.(*engineConn)
+		if ec != nil && ec.used && !ec.idle() {
+			h.client.CloseConn(cc)
+			h.stale.Add(1)
+			continue
+		}
+		if err := conn.SetDeadline(deadline); err != nil {
+			h.client.CloseConn(cc)
+			return err
+		}
+		if ec != nil {
+			ec.written = 0
+		}
+		bw := h.client.AcquireWriter(conn)
+		err = req.Write(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
+		h.client.ReleaseWriter(bw)
+		if err != nil {
+			h.client.CloseConn(cc)
+			if ec != nil && ec.written == 0 && !isTimeout(err) {
+				return errNotWritten
+			}
+			return err
+		}
+		br := h.client.AcquireReader(conn)
+		err = resp.ReadLimitBody(br, h.client.MaxResponseBodySize)
+		extra := br.Buffered()
+		h.client.ReleaseReader(br)
+		switch {
+		case err != nil:
+			h.client.CloseConn(cc)
+			if err == io.EOF {
+				return fasthttp.ErrConnectionClosed
+			}
+			return err
+		case extra > 0:
+			h.client.CloseConn(cc)
+			h.stale.Add(1)
+		case resp.StatusCode() < 200 || resp.ConnectionClose():
+			// A 101, after which nothing on the connection is HTTP; or
+			// the engine ends the connection with this answer.
+			h.client.CloseConn(cc)
+		default:
+			if ec != nil {
+				ec.used = true
+			}
+			h.client.ReleaseConn(cc)
+		}
+		return nil
+	}
+}
+
+// engineConn is a connection of the one-at-a-time transport, with what it
+// takes to look at its socket without reading it.
+type engineConn struct {
+	net.Conn
+	raw     syscall.RawConn // the socket, under TLS if any; nil if unknown
+	look    func(fd uintptr) bool
+	pending bool // what look saw: bytes, an end of stream, or an error
+	used    bool // an answer was read on it
+	written int  // bytes of the current request the kernel has taken
+}
+
+// newEngineConn wraps c, made once per connection so that looking at the
+// socket allocates nothing per event.
+func newEngineConn(c net.Conn) *engineConn {
+	ec := &engineConn{Conn: c}
+	under := c
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		under = u.NetConn()
+	}
+	if sc, ok := under.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			ec.raw = raw
+			ec.look = func(fd uintptr) bool {
+				ec.pending = peekPending(fd)
+				return true // never wait for readiness
+			}
+		}
+	}
+	return ec
+}
+
+func (ec *engineConn) Write(p []byte) (int, error) {
+	n, err := ec.Conn.Write(p)
+	ec.written += n
+	return n, err
+}
+
+// idle reports whether the connection may carry a request: the engine has
+// sent nothing on it since the last answer and has not closed it.
+func (ec *engineConn) idle() bool {
+	if ec.raw == nil {
+		return true
+	}
+	ec.pending = false
+	if err := ec.raw.Read(ec.look); err != nil {
+		return false
+	}
+	return !ec.pending
+}

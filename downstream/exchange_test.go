@@ -1,0 +1,227 @@
+package downstream
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	answer200 = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+	answer503 = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+)
+
+// TestHTTPAnswerNotItsOwn: an engine (or a proxy in front of it) that puts
+// bytes on a kept-alive connection after an answer must not have them
+// taken as the next event's answer. Event a's answer is followed by a
+// stray 200; event b, which the engine refuses with 503, must fail, not
+// be answered code 0 and lost. The connection the engine closed while
+// idle is not written on: b goes out on a new one and is accepted.
+func TestHTTPAnswerNotItsOwn(t *testing.T) { transports(t, testHTTPAnswerNotItsOwn) }
+
+func testHTTPAnswerNotItsOwn(t *testing.T, pl int) {
+	for _, tc := range []struct {
+		name string
+		// afterA answers event a on c; it returns false to stop reading c.
+		afterA func(c net.Conn) bool
+		// b is the engine's answer to event b.
+		b     string
+		wantB bool // b accepted
+		stale bool // one at a time: a connection dropped for it
+	}{
+		{"second answer while idle", func(c net.Conn) bool {
+			_, _ = io.WriteString(c, answer200)
+			time.Sleep(20 * time.Millisecond)
+			_, _ = io.WriteString(c, answer200)
+			return true
+		}, answer503, false, true},
+		{"second answer with the first", func(c net.Conn) bool {
+			_, _ = io.WriteString(c, answer200+answer200)
+			return true
+		}, answer503, false, true},
+		{"101, then another protocol", func(c net.Conn) bool {
+			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
+			// The new protocol answers whatever comes next with
+			// bytes that parse as a 200.
+			buf := make([]byte, 4096)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					return false
+				}
+				_, _ = io.WriteString(c, answer200)
+			}
+		}, answer503, false, false},
+		{"closed while idle", func(c net.Conn) bool {
+			_, _ = io.WriteString(c, answer200)
+			time.Sleep(20 * time.Millisecond)
+			return false
+		}, answer200, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newRawEngine(t, listenLoopback(t), func(c net.Conn, key string) bool {
+				if key == "a" {
+					return tc.afterA(c)
+				}
+				_, _ = io.WriteString(c, tc.b)
+				return true
+			})
+			h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/", MaxConns: 1,
+				Timeout: 2 * time.Second})
+			err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now())
+			if wantA := tc.name[:3] != "101"; (err == nil) != wantA {
+				t.Fatalf("a: %v; want accepted %v", err, wantA)
+			}
+			// Whatever follows a's answer lands while the connection idles.
+			time.Sleep(100 * time.Millisecond)
+			err = h.Forward([]byte("b"), nil, []byte(testEvent), time.Now())
+			switch {
+			case tc.wantB && err != nil:
+				t.Fatalf("b: %v; want it accepted on a new connection", err)
+			case !tc.wantB && err == nil:
+				t.Fatal("b accepted by bytes that were not its answer; the engine refused it")
+			case !tc.wantB && !errors.Is(err, ErrRejected):
+				t.Fatalf("b: %v; want the engine's 503", err)
+			}
+			if n := e.conns.Load(); n != 2 {
+				t.Errorf("engine saw %d connections; want b on a second one", n)
+			}
+			if st := h.Stats(); pl == 1 && (st.Stale > 0) != tc.stale {
+				t.Errorf("Stats().Stale = %d; want a dropped connection counted: %v", st.Stale, tc.stale)
+			}
+		})
+	}
+}
+
+// TestHTTPStaleOverTLS: the look at an idle connection's socket goes
+// under TLS, and a fresh connection is not taken for a stale one for the
+// records the TLS layer sends after its handshake (TLS 1.3 session
+// tickets).
+func TestHTTPStaleOverTLS(t *testing.T) {
+	ln := listenLoopback(t)
+	pair, _ := selfSigned(t)
+	e := newRawEngine(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}), func(c net.Conn, key string) bool {
+		if key == "a" {
+			// The answer, and a stray one after it.
+			_, _ = io.WriteString(c, answer200)
+			time.Sleep(20 * time.Millisecond)
+			_, _ = io.WriteString(c, answer200)
+			return true
+		}
+		_, _ = io.WriteString(c, answer503)
+		return true
+	})
+	h := openHTTP(t, Config{URL: "https://" + ln.Addr().String() + "/", MaxConns: 1, Timeout: 2 * time.Second})
+	h.tls.InsecureSkipVerify = true
+	for i := range 3 {
+		if err := h.Forward([]byte("ok"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrRejected) {
+			t.Fatalf("event %d: %v; want the engine's 503", i, err)
+		}
+	}
+	if n, st := e.conns.Load(), h.Stats(); n != 1 || st.Stale != 0 {
+		t.Fatalf("%d connections, Stats %+v for three events on a clean one; want one connection, none stale", n, st)
+	}
+	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := h.Forward([]byte("b"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrRejected) {
+		t.Fatalf("b: %v; want the engine's 503, not the stray answer", err)
+	}
+	if st := h.Stats(); st.Stale != 1 {
+		t.Fatalf("Stats %+v; want one stale connection", st)
+	}
+}
+
+// TestHTTPWriteRefusedIsSentAgain: a write the kernel refused before
+// taking a byte of the event (here, the socket shut for writing while it
+// idled) cannot have reached the engine, so the event goes out again on a
+// new connection instead of failing.
+func TestHTTPWriteRefusedIsSentAgain(t *testing.T) {
+	var got sync.Map // Idempotency-Key → *atomic.Int64
+	e := newRawEngine(t, listenLoopback(t), func(c net.Conn, key string) bool {
+		n, _ := got.LoadOrStore(key, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		_, _ = io.WriteString(c, answer200)
+		return true
+	})
+	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", MaxConns: 1, Timeout: 2 * time.Second})
+	conns := make(chan *engineConn, 4)
+	dial := h.client.DialTimeout
+	h.client.DialTimeout = func(addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := dial(addr, timeout)
+		if err == nil {
+			conns <- c.(*engineConn)
+		}
+		return c, err
+	}
+	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := (<-conns).Conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := h.Forward([]byte("b"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatalf("b, refused by the kernel before any byte left: %v; want it sent again and accepted", err)
+	}
+	if n, ok := got.Load("b"); !ok || n.(*atomic.Int64).Load() != 1 {
+		t.Fatalf("engine got b %v times; want once", n)
+	}
+	if st := h.Stats(); st.DialRetries != 1 {
+		t.Fatalf("Stats %+v; want one retry", st)
+	}
+}
+
+// rawEngine is a hand-written engine on loopback, for answers no real
+// server gives.
+type rawEngine struct {
+	addr  string
+	conns atomic.Int64 // accepted
+}
+
+// newRawEngine serves ln until the test ends: answer gets each request's
+// Idempotency-Key, its body read, and writes what it likes on c; it
+// returns false to end the connection. A connection the sink stops
+// sending on is held open, as a slow engine would.
+func newRawEngine(t *testing.T, ln net.Listener, answer func(c net.Conn, key string) bool) *rawEngine {
+	e := &rawEngine{addr: ln.Addr().String()}
+	hold := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); close(hold); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			e.conns.Add(1)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						<-hold
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if !answer(c, req.Header.Get("Idempotency-Key")) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return e
+}

@@ -1,0 +1,7 @@
+//go:build !(linux || darwin || freebsd || netbsd || openbsd || dragonfly)
+
+package downstream
+
+// peekPending cannot look at a socket without reading it here: every
+// idle connection is taken as clean, as fasthttp's own transport does.
+func peekPending(uintptr) bool { return false }
