@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -22,6 +23,8 @@ type Admin struct {
 	reload func() (generation uint64, pending []string, err error)
 	// ready reports whether the flow engine can take events.
 	ready func(timeout time.Duration) error
+	// stopping is set once the gateway stops accepting webhook requests.
+	stopping atomic.Bool
 
 	// mu guards lastReload, the outcome of the last reload attempt.
 	mu         sync.Mutex
@@ -84,6 +87,12 @@ func (a *Admin) SetReloadResult(pending []string, err error) {
 	}
 }
 
+// Stopping makes /readyz answer 503 from now on: the gateway has stopped
+// accepting webhook connections and finishes those in flight, so a load
+// balancer or orchestrator that still asks learns to send requests
+// elsewhere. The admin listener itself serves until the drain is over.
+func (a *Admin) Stopping() { a.stopping.Store(true) }
+
 // Handle serves one admin request.
 func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
 	if a.token != nil {
@@ -131,8 +140,9 @@ func (a *Admin) Handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// readyz answers 200 when a configuration is loaded and the flow engine
-// reachable, 503 otherwise, with the live generation either way.
+// readyz answers 200 when a configuration is loaded, the flow engine
+// reachable and the gateway not stopping, 503 otherwise, with the live
+// generation either way.
 func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 	engine := "ok"
 	status := fasthttp.StatusOK
@@ -142,6 +152,10 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 			status = fasthttp.StatusServiceUnavailable
 		}
 	}
+	stopping := a.stopping.Load()
+	if stopping {
+		status = fasthttp.StatusServiceUnavailable
+	}
 	a.mu.Lock()
 	last := a.lastReload
 	a.mu.Unlock()
@@ -149,6 +163,8 @@ func (a *Admin) readyz(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	b := append([]byte(nil), `{"ready":`...)
 	b = strconv.AppendBool(b, status == fasthttp.StatusOK)
+	b = append(b, `,"stopping":`...)
+	b = strconv.AppendBool(b, stopping)
 	b = append(b, `,"config":`...)
 	b = appendJSONString(b, a.path)
 	b = append(b, `,"generation":`...)

@@ -295,6 +295,9 @@ func serve(args []string) error {
 			reload()
 		case s := <-stop:
 			log.Info("stopping", zap.String("signal", s.String()))
+			if admin != nil {
+				admin.Stopping()
+			}
 			// Shutdown stops accepting and waits for in-flight requests;
 			// only then is the sink closed, so every answered event is in.
 			if err := srv.Shutdown(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -310,5 +311,57 @@ tables:
 	post(t, "POST", limitedURL, productBody).want(t, 429, 800005652, "Too many requests — try again later")
 	if bytes.Contains([]byte(g.log()), []byte("tok-moving")) {
 		t.Error("a webhook token reached the log")
+	}
+}
+
+// TestReadyzWhileStopping: once SIGTERM arrives the gateway stops
+// accepting and drains; /readyz must say so (503, stopping) for as long as
+// the drain lasts, so a load balancer that still asks sends requests
+// elsewhere, while the request in flight is still answered code 0.
+func TestReadyzWhileStopping(t *testing.T) {
+	g, s, admin := adminGateway(t, "")
+	status, body := get(t, "GET", admin+"/readyz")
+	if status != 200 || !strings.Contains(body, `"stopping":false`) {
+		t.Fatalf("/readyz before the stop: %d %s", status, body)
+	}
+	s.set(200, time.Second)
+	done := make(chan error, 1)
+	var a answer
+	go func() {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		req.Header.SetMethod("POST")
+		req.SetRequestURI(g.url(tokAnon))
+		req.SetBody(productBody)
+		err := client.Do(req, resp)
+		if err == nil {
+			a = decode(t, resp)
+		}
+		done <- err
+	}()
+	s.waitArrived(t, 1)
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for {
+		status, body = get(t, "GET", admin+"/readyz")
+		if status == 503 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz while draining: %d %s; want 503", status, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var ready map[string]any
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || ready["ready"] != false || ready["stopping"] != true {
+		t.Fatalf("/readyz while draining: %s (%v); want ready false, stopping true", body, err)
+	}
+	if err := <-done; err != nil || a.Code != 0 {
+		t.Fatalf("request in flight at the stop: %v %+v; want code 0", err, a)
+	}
+	if err := g.stop(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, g.log())
 	}
 }
