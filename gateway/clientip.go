@@ -73,13 +73,26 @@ func clientAddr(peer netip.Addr, trusted prefixes, xff [][]byte, realIP []byte) 
 	return peer
 }
 
-// headerAddr parses an address a header names. An IPv6 zone ("fe80::1%eth0")
-// is refused: it names an interface of the sender's machine, means nothing
-// here, and may hold any byte but the ones that end it, which the event's
-// source_ip must never carry. So every address returned prints as digits,
-// hex letters, '.' and ':' only.
+// headerAddr parses an address a header names: a bare address, or one
+// with a port as some proxies write it ("203.0.113.7:51234",
+// "[2001:db8::7]:443", Azure Application Gateway among them), or an IPv6
+// address in brackets; the port means nothing here and is dropped. An
+// IPv6 zone ("fe80::1%eth0") is refused: it names an interface of the
+// sender's machine, means nothing here, and may hold any byte but the ones
+// that end it, which the event's source_ip must never carry. So every
+// address returned prints as digits, hex letters, '.' and ':' only.
 func headerAddr(b []byte) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(b2s(b))
+	if err != nil {
+		switch n := len(b); {
+		case n > 2 && b[0] == '[' && b[n-1] == ']':
+			a, err = netip.ParseAddr(b2s(b[1 : n-1]))
+		default:
+			var ap netip.AddrPort
+			ap, err = netip.ParseAddrPort(b2s(b))
+			a = ap.Addr()
+		}
+	}
 	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, false
 	}

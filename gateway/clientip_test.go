@@ -39,6 +39,16 @@ func TestClientAddr(t *testing.T) {
 		// A zone may hold quotes and commas; it must never reach source_ip.
 		{"zone in xff stops the walk", "10.0.0.1", "fe80::1%eth0", "", "10.0.0.1", trusted},
 		{"zone in x-real-ip", "10.0.0.1", "", `fe80::1%","automation":"victim`, "10.0.0.1", trusted},
+		// Some proxies write the client's port too; it is dropped.
+		{"ipv4 with port", "10.0.0.1", "198.51.100.1:51234", "", "198.51.100.1", trusted},
+		{"ipv6 with port", "fd00::1", "[2001:db8::7]:443", "", "2001:db8::7", trusted},
+		{"ipv6 in brackets", "fd00::1", "[2001:db8::7]", "", "2001:db8::7", trusted},
+		{"trusted hop with port walked past", "10.0.0.1", "198.51.100.1:1, 10.0.0.2:2", "", "198.51.100.1", trusted},
+		{"x-real-ip with port", "10.0.0.1", "", "198.51.100.9:8080", "198.51.100.9", trusted},
+		{"zone with port stops the walk", "10.0.0.1", "[fe80::1%eth0]:80", "", "10.0.0.1", trusted},
+		{"bad port stops the walk", "10.0.0.1", "198.51.100.1:99999", "", "10.0.0.1", trusted},
+		{"empty brackets stop the walk", "10.0.0.1", "[]", "", "10.0.0.1", trusted},
+		{"unbracketed ipv6 with port is not a port", "fd00::1", "2001:db8::7:443", "", "2001:db8::7:443", trusted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

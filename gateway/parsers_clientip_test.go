@@ -9,9 +9,9 @@ import (
 )
 
 // TestClientAddrHostile: what a caller can write in front of a trusted
-// proxy's X-Forwarded-For never chooses the address, and spellings a
-// proxy does not write (brackets, ports, zones, "unknown") stop the walk
-// at the last trusted hop rather than being guessed at.
+// proxy's X-Forwarded-For never chooses the address, and spellings that
+// name no address (zones, "unknown", a half-written port or bracket) stop
+// the walk at the last trusted hop rather than being guessed at.
 func TestClientAddrHostile(t *testing.T) {
 	trusted := prefixes{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}
 	f := func(xff, realIP, want string) {
@@ -29,13 +29,19 @@ func TestClientAddrHostile(t *testing.T) {
 	f("::ffff:198.51.100.7", "", "198.51.100.7")
 	f("198.51.100.7, ::ffff:10.0.0.9", "", "198.51.100.7")
 	f("", "::ffff:198.51.100.7", "198.51.100.7")
-	// Brackets, ports and zones are not X-Forwarded-For's form.
-	f("198.51.100.7:443", "", "10.0.0.1")
-	f("[2001:db8::7]", "", "10.0.0.1")
-	f("[2001:db8::7]:443, 10.0.0.2", "", "10.0.0.2")
+	// Ports and brackets, as some proxies write them, are read past; a
+	// forged one in front of the proxy's entry chooses nothing.
+	f("198.51.100.7:443", "", "198.51.100.7")
+	f("[2001:db8::7]", "", "2001:db8::7")
+	f("[2001:db8::7]:443, 10.0.0.2", "", "2001:db8::7")
+	f("", "[2001:db8::7]", "2001:db8::7")
+	f("10.9.9.9:1, 198.51.100.7:2", "", "198.51.100.7")
+	// Zones, "unknown", and brackets or ports half written stop the walk.
 	f("2001:db8::7%eth0", "", "10.0.0.1")
 	f("unknown, 10.0.0.2", "", "10.0.0.2")
-	f("", "[2001:db8::7]", "10.0.0.1")
+	f("[2001:db8::7, 10.0.0.2", "", "10.0.0.2")
+	f("198.51.100.7:, 10.0.0.2", "", "10.0.0.2")
+	f("[198.51.100.7]:x", "", "10.0.0.1")
 	// Empty entries, empty lines and space are skipped.
 	f(" , 198.51.100.7 ,\t,", "", "198.51.100.7")
 	f("198.51.100.7\n \n,", "", "198.51.100.7")
