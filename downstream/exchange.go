@@ -41,10 +41,16 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 		}
 		conn := cc.Conn()
 		ec, _ := conn.(*engineConn)
-		if ec != nil && ec.used && !ec.idle() {
-			h.client.CloseConn(cc)
-			h.stale.Add(1)
-			continue
+		if ec != nil && ec.used {
+			if st := ec.look(); st != sockEmpty {
+				h.client.CloseConn(cc)
+				if st == sockBytes {
+					h.stray.Add(1)
+				} else {
+					h.idleClosed.Add(1)
+				}
+				continue
+			}
 		}
 		if err := conn.SetDeadline(deadline); err != nil {
 			h.client.CloseConn(cc)
@@ -79,7 +85,7 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 			return err
 		case extra > 0:
 			h.client.CloseConn(cc)
-			h.stale.Add(1)
+			h.stray.Add(1)
 		case resp.StatusCode() < 200 || resp.ConnectionClose():
 			// A 101, after which nothing on the connection is HTTP; or
 			// the engine ends the connection with this answer.
@@ -94,15 +100,24 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 	}
 }
 
+// sockState is what a look at an idle connection's socket found.
+type sockState uint8
+
+const (
+	sockEmpty  sockState = iota // nothing to read: the connection may carry a request
+	sockBytes                   // bytes nobody asked for
+	sockClosed                  // an end of stream or an error: the engine closed it
+)
+
 // engineConn is a connection of the one-at-a-time transport, with what it
 // takes to look at its socket without reading it.
 type engineConn struct {
 	net.Conn
 	raw     syscall.RawConn // the socket, under TLS if any; nil if unknown
-	look    func(fd uintptr) bool
-	pending bool // what look saw: bytes, an end of stream, or an error
-	used    bool // an answer was read on it
-	written int  // bytes of the current request the kernel has taken
+	peek    func(fd uintptr) bool
+	seen    sockState // what peek saw
+	used    bool      // an answer was read on it
+	written int       // bytes of the current request the kernel has taken
 }
 
 // newEngineConn wraps c, made once per connection so that looking at the
@@ -116,8 +131,8 @@ func newEngineConn(c net.Conn) *engineConn {
 	if sc, ok := under.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			ec.raw = raw
-			ec.look = func(fd uintptr) bool {
-				ec.pending = peekPending(fd)
+			ec.peek = func(fd uintptr) bool {
+				ec.seen = peekSocket(fd)
 				return true // never wait for readiness
 			}
 		}
@@ -131,15 +146,15 @@ func (ec *engineConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// idle reports whether the connection may carry a request: the engine has
-// sent nothing on it since the last answer and has not closed it.
-func (ec *engineConn) idle() bool {
+// look tells what the engine has sent on the idle connection since the
+// last answer: sockEmpty if nothing, and it has not closed it.
+func (ec *engineConn) look() sockState {
 	if ec.raw == nil {
-		return true
+		return sockEmpty
 	}
-	ec.pending = false
-	if err := ec.raw.Read(ec.look); err != nil {
-		return false
+	ec.seen = sockEmpty
+	if err := ec.raw.Read(ec.peek); err != nil {
+		return sockClosed
 	}
-	return !ec.pending
+	return ec.seen
 }

@@ -34,18 +34,20 @@ func testHTTPAnswerNotItsOwn(t *testing.T, pl int) {
 		// b is the engine's answer to event b.
 		b     string
 		wantB bool // b accepted
-		stale bool // one at a time: a connection dropped for it
+		// One at a time: connections dropped for bytes nobody asked
+		// for, and found closed while idle.
+		stray, closed uint64
 	}{
 		{"second answer while idle", func(c net.Conn) bool {
 			_, _ = io.WriteString(c, answer200)
 			time.Sleep(20 * time.Millisecond)
 			_, _ = io.WriteString(c, answer200)
 			return true
-		}, answer503, false, true},
+		}, answer503, false, 1, 0},
 		{"second answer with the first", func(c net.Conn) bool {
 			_, _ = io.WriteString(c, answer200+answer200)
 			return true
-		}, answer503, false, true},
+		}, answer503, false, 1, 0},
 		{"101, then another protocol", func(c net.Conn) bool {
 			_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n")
 			// The new protocol answers whatever comes next with
@@ -57,12 +59,12 @@ func testHTTPAnswerNotItsOwn(t *testing.T, pl int) {
 				}
 				_, _ = io.WriteString(c, answer200)
 			}
-		}, answer503, false, false},
+		}, answer503, false, 0, 0},
 		{"closed while idle", func(c net.Conn) bool {
 			_, _ = io.WriteString(c, answer200)
 			time.Sleep(20 * time.Millisecond)
 			return false
-		}, answer200, true, true},
+		}, answer200, true, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newRawEngine(t, listenLoopback(t), func(c net.Conn, key string) bool {
@@ -92,8 +94,8 @@ func testHTTPAnswerNotItsOwn(t *testing.T, pl int) {
 			if n := e.conns.Load(); n != 2 {
 				t.Errorf("engine saw %d connections; want b on a second one", n)
 			}
-			if st := h.Stats(); pl == 1 && (st.Stale > 0) != tc.stale {
-				t.Errorf("Stats().Stale = %d; want a dropped connection counted: %v", st.Stale, tc.stale)
+			if st := h.Stats(); pl == 1 && (st.Stray != tc.stray || st.IdleClosed != tc.closed) {
+				t.Errorf("Stats() Stray %d, IdleClosed %d; want %d, %d", st.Stray, st.IdleClosed, tc.stray, tc.closed)
 			}
 		})
 	}
@@ -124,7 +126,7 @@ func TestHTTPStaleOverTLS(t *testing.T) {
 			t.Fatalf("event %d: %v; want the engine's 503", i, err)
 		}
 	}
-	if n, st := e.conns.Load(), h.Stats(); n != 1 || st.Stale != 0 {
+	if n, st := e.conns.Load(), h.Stats(); n != 1 || st.Stray != 0 || st.IdleClosed != 0 {
 		t.Fatalf("%d connections, Stats %+v for three events on a clean one; want one connection, none stale", n, st)
 	}
 	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
@@ -134,7 +136,7 @@ func TestHTTPStaleOverTLS(t *testing.T) {
 	if err := h.Forward([]byte("b"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrRejected) {
 		t.Fatalf("b: %v; want the engine's 503, not the stray answer", err)
 	}
-	if st := h.Stats(); st.Stale != 1 {
+	if st := h.Stats(); st.Stray != 1 {
 		t.Fatalf("Stats %+v; want one stale connection", st)
 	}
 }

@@ -70,7 +70,8 @@ type HTTP struct {
 	timeouts    atomic.Uint64
 	dialRetries atomic.Uint64
 	resent      atomic.Uint64
-	stale       atomic.Uint64
+	stray       atomic.Uint64
+	idleClosed  atomic.Uint64
 }
 
 var _ Sink = (*HTTP)(nil)
@@ -386,10 +387,16 @@ type HTTPStats struct {
 	// their pipelined connection with an earlier event's answer (see
 	// HTTP).
 	Resent uint64
-	// Stale is the number of connections dropped, one event at a time,
-	// because the engine had closed them or sent bytes nobody asked for
-	// (see exchange).
-	Stale uint64
+	// Stray is the number of connections dropped, one event at a time,
+	// because the engine had sent bytes on them nobody asked for: after an
+	// answer, with it, or while they idled (see exchange). An engine or
+	// proxy that answers twice makes it rise.
+	Stray uint64
+	// IdleClosed is the number of kept-alive connections found closed by
+	// the engine before an event was written on them, and replaced: an
+	// engine whose idle timeout is shorter than the sink's makes it rise,
+	// harmlessly.
+	IdleClosed uint64
 	// Conns is the number of connections open now.
 	Conns int
 }
@@ -402,7 +409,8 @@ func (h *HTTP) Stats() HTTPStats {
 		Timeouts:    h.timeouts.Load(),
 		DialRetries: h.dialRetries.Load(),
 		Resent:      h.resent.Load(),
-		Stale:       h.stale.Load(),
+		Stray:       h.stray.Load(),
+		IdleClosed:  h.idleClosed.Load(),
 		Conns:       h.conns(),
 	}
 }

@@ -2,6 +2,6 @@
 
 package downstream
 
-// peekPending cannot look at a socket without reading it here: every
-// idle connection is taken as clean, as fasthttp's own transport does.
-func peekPending(uintptr) bool { return false }
+// peekSocket cannot look at a socket without reading it here: every idle
+// connection is taken as clean, as fasthttp's own transport does.
+func peekSocket(uintptr) sockState { return sockEmpty }

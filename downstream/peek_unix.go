@@ -4,14 +4,16 @@ package downstream
 
 import "syscall"
 
-// peekPending reports whether the socket fd has anything to read: bytes,
-// an end of stream, or an error. It neither reads nor waits.
-func peekPending(fd uintptr) bool {
+// peekSocket tells what the socket fd holds to read, neither reading nor
+// waiting: nothing, bytes, or an end of stream or error.
+func peekSocket(fd uintptr) sockState {
 	var b [1]byte
 	n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	if err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR {
-		return false
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+		return sockEmpty
+	case err == nil && n > 0:
+		return sockBytes
 	}
-	// n > 0: bytes; n == 0 without an error: the engine closed it.
-	return err != nil || n >= 0
+	return sockClosed
 }

@@ -193,7 +193,8 @@ func (m *metrics) registerSink(fwd Forwarder) {
 		f.counterFunc("hookgate_downstream_requests_total", "Requests sent to the flow engine.", func() float64 { return float64(s.Stats().Requests) })
 		f.counterFunc("hookgate_downstream_retries_total", "Hand-overs tried again on a new connection: after a failed dial, or for an event none of whose bytes was written.", func() float64 { return float64(s.Stats().DialRetries) })
 		f.counterFunc("hookgate_downstream_resent_total", "Events sent again because the flow engine ended their pipelined connection with an earlier event's answer.", func() float64 { return float64(s.Stats().Resent) })
-		f.counterFunc("hookgate_downstream_stale_connections_total", "Kept-alive connections dropped, one event at a time, because the flow engine had closed them or sent bytes nobody asked for.", func() float64 { return float64(s.Stats().Stale) })
+		f.counterFunc("hookgate_downstream_stray_answers_total", "Connections to the flow engine dropped, one event at a time, because it had sent bytes on them nobody asked for (a second answer, anything after a 101).", func() float64 { return float64(s.Stats().Stray) })
+		f.counterFunc("hookgate_downstream_idle_closed_total", "Kept-alive connections the flow engine had closed while idle, found before an event was written on them and replaced.", func() float64 { return float64(s.Stats().IdleClosed) })
 	}
 }
 

@@ -124,7 +124,7 @@ func TestDownstreamMetrics(t *testing.T) {
 		got[mf.GetName()] = true
 	}
 	for _, name := range []string{"hookgate_downstream_connections", "hookgate_downstream_requests_total",
-		"hookgate_downstream_retries_total", "hookgate_downstream_resent_total", "hookgate_downstream_stale_connections_total"} {
+		"hookgate_downstream_retries_total", "hookgate_downstream_resent_total", "hookgate_downstream_stray_answers_total", "hookgate_downstream_idle_closed_total"} {
 		if !got[name] {
 			t.Errorf("%s is not exported", name)
 		}
