@@ -78,8 +78,10 @@ var _ Sink = (*HTTP)(nil)
 
 // httpCall is the request and response of one Forward, pooled together.
 type httpCall struct {
-	req  fasthttp.Request
-	resp fasthttp.Response
+	req   fasthttp.Request
+	resp  fasthttp.Response
+	ready bool // req holds what every event's request shares
+	loop  bool // req holds a Hookgate-Loop header
 }
 
 // dialError marks a failure to establish a connection: no byte of the
@@ -272,25 +274,36 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 func (h *HTTP) roundTrip(eventID, loop, event []byte, deadline time.Time) (int, error) {
 	c := h.calls.Get().(*httpCall)
 	req := &c.req
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI(h.uri)
-	req.Header.SetContentType(contentType)
-	req.Header.SetUserAgent(userAgent)
-	req.Header.SetCanonical(headerIdempotencyKey, eventID)
-	if len(loop) > 0 {
-		req.Header.SetCanonical(headerLoop, loop)
+	if !c.ready {
+		// What every event's request shares is set once per pooled
+		// request, the URL parsed once.
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.SetRequestURI(h.uri)
+		req.URI().DisablePathNormalizing = true
+		req.Header.SetContentType(contentType)
+		req.Header.SetUserAgent(userAgent)
+		if h.auth != nil {
+			req.Header.SetCanonical(headerAuthorization, h.auth)
+		}
+		c.ready = true
 	}
-	if h.auth != nil {
-		req.Header.SetCanonical(headerAuthorization, h.auth)
+	// Copied into the request's own buffers.
+	req.Header.SetCanonical(headerIdempotencyKey, eventID)
+	switch {
+	case len(loop) > 0:
+		req.Header.SetCanonical(headerLoop, loop)
+		c.loop = true
+	case c.loop:
+		req.Header.DelBytes(headerLoop)
+		c.loop = false
 	}
 	// Not copied: the request is done with event before Forward returns.
 	req.SetBodyRaw(event)
-	req.URI().DisablePathNormalizing = true
 	// The deadline becomes the connection's read/write deadline, so no
 	// timer or goroutine is made per call.
 	status, err := answered(&c.resp, h.exchange(req, &c.resp, deadline))
-	// Reset drops the references to the caller's buffers before pooling.
-	req.Reset()
+	// Drops the reference to the caller's event before pooling.
+	req.ResetBody()
 	c.resp.Reset()
 	h.calls.Put(c)
 	return status, err

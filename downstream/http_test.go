@@ -779,3 +779,29 @@ func listenLoopback(t *testing.T) net.Listener {
 	t.Cleanup(func() { ln.Close() })
 	return ln
 }
+
+// TestHTTPEventsShareNothing: the pooled request keeps what every event
+// shares (method, URL, credentials) from one Forward to the next, and
+// nothing of an event: each event's key, loop marker (absent when empty)
+// and body are its own.
+func TestHTTPEventsShareNothing(t *testing.T) { transports(t, testHTTPEventsShareNothing) }
+
+func testHTTPEventsShareNothing(t *testing.T, pl int) {
+	e := startEngine(t, "127.0.0.1:0", answer(200))
+	h := openHTTP(t, Config{Pipeline: pl, URL: "http://hook:s3cret@" + e.addr + "/in?x=1", Timeout: 2 * time.Second})
+	for _, ev := range []struct{ id, loop, body string }{
+		{"01J000000000000000000000AA", "a,b", testEvent},
+		{"01J000000000000000000000AB", "", `{"short":1}`},
+		{"01J000000000000000000000AC", "c", testEvent + " "},
+		{"01J000000000000000000000AD", "", testEvent},
+	} {
+		if err := h.Forward([]byte(ev.id), []byte(ev.loop), []byte(ev.body), time.Now()); err != nil {
+			t.Fatalf("%s: %v", ev.id, err)
+		}
+		got := e.lastSeen()
+		if got.idempotencyKey != ev.id || got.hasLoop != (ev.loop != "") || got.loop != ev.loop || got.body != ev.body ||
+			got.method != "POST" || got.uri != "/in?x=1" || got.authorization != "Basic aG9vazpzM2NyZXQ=" || got.contentType != "application/json" {
+			t.Fatalf("engine saw %+v; want key %s, loop %q, body %q", got, ev.id, ev.loop, ev.body)
+		}
+	}
+}
