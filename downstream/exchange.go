@@ -1,6 +1,7 @@
 package downstream
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"syscall"
@@ -26,9 +27,11 @@ import (
 // not pooled. And a write that failed before the kernel took a byte of
 // the request is errNotWritten, which Forward sends again.
 //
-// What the checks cannot see: bytes that arrive between the look and the
-// engine's reading of the request, and, over TLS, bytes the TLS layer
-// had already read off the socket along with the last answer.
+// Over TLS the look also asks the TLS layer for records it took off the
+// socket along with the last answer. What the checks cannot see: bytes
+// that arrive between the look and the engine's reading of the request,
+// and, over TLS, the start of a record the TLS layer read with the last
+// answer whose rest had not yet arrived at the look.
 func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
 	for {
 		wait := time.Until(deadline)
@@ -115,18 +118,23 @@ type engineConn struct {
 	net.Conn
 	raw     syscall.RawConn // the socket, under TLS if any; nil if unknown
 	peek    func(fd uintptr) bool
-	seen    sockState // what peek saw
-	used    bool      // an answer was read on it
-	written int       // bytes of the current request the kernel has taken
+	seen    sockState  // what peek saw
+	tls     *tls.Conn  // nil for http
+	sock    *tlsSocket // what tls reads the socket through
+	one     [1]byte
+	used    bool // an answer was read on it
+	written int  // bytes of the current request the kernel has taken
 }
 
 // newEngineConn wraps c, made once per connection so that looking at the
-// socket allocates nothing per event.
-func newEngineConn(c net.Conn) *engineConn {
+// socket allocates nothing per event. For https, c is the TLS layer and
+// sock what it reads the socket through.
+func newEngineConn(c net.Conn, sock *tlsSocket) *engineConn {
 	ec := &engineConn{Conn: c}
 	under := c
-	if u, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
-		under = u.NetConn()
+	if tc, ok := c.(*tls.Conn); ok && sock != nil {
+		ec.tls, ec.sock = tc, sock
+		under = sock.Conn
 	}
 	if sc, ok := under.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
@@ -149,12 +157,69 @@ func (ec *engineConn) Write(p []byte) (int, error) {
 // look tells what the engine has sent on the idle connection since the
 // last answer: sockEmpty if nothing, and it has not closed it.
 func (ec *engineConn) look() sockState {
-	if ec.raw == nil {
-		return sockEmpty
+	st := sockEmpty
+	if ec.raw != nil {
+		ec.seen = sockEmpty
+		if err := ec.raw.Read(ec.peek); err != nil {
+			return sockClosed
+		}
+		st = ec.seen
 	}
-	ec.seen = sockEmpty
-	if err := ec.raw.Read(ec.peek); err != nil {
-		return sockClosed
+	if ec.tls == nil || st == sockClosed {
+		return st
 	}
-	return ec.seen
+	if st == sockBytes {
+		// Over TLS, bytes on an idle connection may be the engine's
+		// close_notify, its way of closing it, which is no stray
+		// answer: a read tells, with a deadline only long enough for
+		// the rest of a record on its way (a deadline already past
+		// would not read at all). The connection is dropped either way.
+		_ = ec.tls.SetReadDeadline(time.Now().Add(time.Millisecond))
+		n, err := ec.tls.Read(ec.one[:])
+		if n == 0 && err != nil && !isTimeout(err) {
+			return sockClosed
+		}
+		return sockBytes
+	}
+	// Records the TLS layer took off the socket along with the last
+	// answer are not there to peek at. A read of the TLS layer that
+	// cannot reach the socket finds them, and only them: the socket was
+	// looked at first, so what is on it now arrived after the look.
+	ec.sock.probing = true
+	n, err := ec.tls.Read(ec.one[:])
+	ec.sock.probing = false
+	switch {
+	case n > 0:
+		return sockBytes
+	case err != errProbe:
+		return sockClosed // a close_notify or another alert
+	}
+	return sockEmpty
 }
+
+// tlsSocket is the socket under an https connection of the one-at-a-time
+// transport: while probing, a read fails at once with errProbe, which the
+// TLS layer takes as a passing timeout, so it keeps its state and reads
+// only what it has already buffered.
+type tlsSocket struct {
+	net.Conn
+	probing bool
+}
+
+func (s *tlsSocket) Read(p []byte) (int, error) {
+	if s.probing {
+		return 0, errProbe
+	}
+	return s.Conn.Read(p)
+}
+
+// errProbe is tlsSocket's read error while probing: a net.Error that is a
+// timeout and temporary, which crypto/tls does not keep as the
+// connection's error.
+var errProbe error = probeError{}
+
+type probeError struct{}
+
+func (probeError) Error() string   { return "probe: nothing buffered" }
+func (probeError) Timeout() bool   { return true }
+func (probeError) Temporary() bool { return true }

@@ -227,3 +227,116 @@ func newRawEngine(t *testing.T, ln net.Listener, answer func(c net.Conn, key str
 	}()
 	return e
 }
+
+// TestHTTPStrayRecordBufferedByTLS: a stray answer that reaches the sink
+// in the same segment as the answer before it is taken off the socket by
+// the TLS layer along with that answer, where no look at the socket sees
+// it. The look asks the TLS layer too: b, refused with 503, is not
+// answered by the stray 200.
+func TestHTTPStrayRecordBufferedByTLS(t *testing.T) {
+	pair, _ := selfSigned(t)
+	ln := batchListener{Listener: listenLoopback(t), cfg: &tls.Config{Certificates: []tls.Certificate{pair}}}
+	e := newRawEngine(t, ln, func(c net.Conn, key string) bool {
+		if key != "a" {
+			_, _ = io.WriteString(c, answer503)
+			return true
+		}
+		// The answer and a stray one, two records in one write.
+		bc := c.(*tls.Conn).NetConn().(*batchConn)
+		bc.hold()
+		_, _ = io.WriteString(c, answer200)
+		_, _ = io.WriteString(c, answer200)
+		bc.flush()
+		return true
+	})
+	h := openHTTP(t, Config{URL: "https://" + e.addr + "/", MaxConns: 1, Timeout: 2 * time.Second})
+	h.tls.InsecureSkipVerify = true
+	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if err := h.Forward([]byte("b"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrRejected) {
+		t.Fatalf("b: %v; want the engine's 503, not the stray answer", err)
+	}
+	if st := h.Stats(); st.Stray != 1 || e.conns.Load() != 2 {
+		t.Fatalf("Stats %+v, %d connections; want one stray answer and b on a second connection", st, e.conns.Load())
+	}
+}
+
+// batchListener accepts TLS connections whose writes a test can gather
+// into one write to the socket.
+type batchListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+func (l batchListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return tls.Server(&batchConn{Conn: c}, l.cfg), nil
+}
+
+// batchConn holds what is written between hold and flush and writes it
+// in one write.
+type batchConn struct {
+	net.Conn
+	mu      sync.Mutex
+	holding bool
+	buf     []byte
+}
+
+func (b *batchConn) hold() {
+	b.mu.Lock()
+	b.holding = true
+	b.mu.Unlock()
+}
+
+func (b *batchConn) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.holding = false
+	_, _ = b.Conn.Write(b.buf)
+	b.buf = nil
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.holding {
+		b.buf = append(b.buf, p...)
+		return len(p), nil
+	}
+	return b.Conn.Write(p)
+}
+
+// TestHTTPTLSClosedWhileIdle: an https engine that closes an idle
+// connection sends a close_notify first, bytes on the socket that are no
+// stray answer: the connection is counted as closed while idle, not as
+// stray, and the next event goes out on a new one.
+func TestHTTPTLSClosedWhileIdle(t *testing.T) {
+	pair, _ := selfSigned(t)
+	ln := listenLoopback(t)
+	e := newRawEngine(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}), func(c net.Conn, key string) bool {
+		_, _ = io.WriteString(c, answer200)
+		if key != "a" {
+			return true
+		}
+		// Closed once the sink has read a's answer.
+		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	h := openHTTP(t, Config{URL: "https://" + e.addr + "/", MaxConns: 1, Timeout: 2 * time.Second})
+	h.tls.InsecureSkipVerify = true
+	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := h.Forward([]byte("b"), nil, []byte(testEvent), time.Now()); err != nil {
+		t.Fatalf("b: %v; want it accepted on a new connection", err)
+	}
+	if st := h.Stats(); st.IdleClosed != 1 || st.Stray != 0 || e.conns.Load() != 2 {
+		t.Fatalf("Stats %+v, %d connections; want one closed while idle, no stray answer, b on a second connection", st, e.conns.Load())
+	}
+}

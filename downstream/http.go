@@ -150,11 +150,15 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 		// to connect is marked as such and only those are retried, and
 		// wraps each connection so exchange can look at its socket.
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
-			c, err := h.dial(addr, timeout)
+			var sock *tlsSocket
+			if h.tls != nil {
+				sock = new(tlsSocket)
+			}
+			c, err := h.dialOver(addr, timeout, sock)
 			if err != nil {
 				return nil, err
 			}
-			return newEngineConn(c), nil
+			return newEngineConn(c, sock), nil
 		},
 		MaxConns:            cfg.MaxConns,
 		MaxConnWaitTimeout:  cfg.MaxConnWaitTimeout,
@@ -170,6 +174,12 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 // dial establishes a connection, including the TLS handshake, and marks
 // every failure as a dialError.
 func (h *HTTP) dial(addr string, timeout time.Duration) (net.Conn, error) {
+	return h.dialOver(addr, timeout, nil)
+}
+
+// dialOver is dial, with the TLS layer, if any, reading and writing the
+// socket through sock when sock is not nil (see engineConn.look).
+func (h *HTTP) dialOver(addr string, timeout time.Duration, sock *tlsSocket) (net.Conn, error) {
 	switch {
 	case timeout < 0:
 		// A deadline already past: no time to dial in.
@@ -198,7 +208,12 @@ func (h *HTTP) dial(addr string, timeout time.Duration) (net.Conn, error) {
 	if h.tls == nil {
 		return conn, nil
 	}
-	tc := tls.Client(conn, h.tls)
+	under := conn
+	if sock != nil {
+		sock.Conn = conn
+		under = sock
+	}
+	tc := tls.Client(under, h.tls)
 	if err := tc.SetDeadline(deadline); err != nil {
 		conn.Close()
 		return nil, &dialError{err: err}
