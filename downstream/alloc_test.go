@@ -3,6 +3,8 @@
 package downstream
 
 import (
+	"crypto/tls"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -46,5 +48,36 @@ func TestFileForwardAllocs(t *testing.T) {
 	t.Logf("File Forward: %.3f allocations per call, amortised", n)
 	if n >= 1 {
 		t.Fatalf("File Forward allocates %.2f times per call; want < 1", n)
+	}
+}
+
+// TestHTTPSLookAllocs: the look at an idle https connection allocates
+// nothing when the TLS layer can hold nothing unread (the probe of
+// crypto/tls's buffer, which allocates inside it, is then skipped).
+func TestHTTPSLookAllocs(t *testing.T) {
+	pair, _ := selfSigned(t)
+	ln := listenLoopback(t)
+	e := serveEngine(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}), answer(200))
+	e.quiet.Store(true)
+	h := openHTTP(t, Config{URL: "https://" + e.addr + "/in", MaxConns: 1})
+	h.tls.InsecureSkipVerify = true
+	conns := make(chan *engineConn, 1)
+	dial := h.client.DialTimeout
+	h.client.DialTimeout = func(addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := dial(addr, timeout)
+		if err == nil {
+			conns <- c.(*engineConn)
+		}
+		return c, err
+	}
+	for range 3 {
+		if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ec := <-conns
+	var st sockState
+	if n := testing.AllocsPerRun(100, func() { st = ec.look() }); n != 0 || st != sockEmpty {
+		t.Fatalf("look at an idle https connection: %v, %.2f allocations; want sockEmpty, 0", st, n)
 	}
 }

@@ -184,7 +184,12 @@ func (ec *engineConn) look() sockState {
 	// Records the TLS layer took off the socket along with the last
 	// answer are not there to peek at. A read of the TLS layer that
 	// cannot reach the socket finds them, and only them: the socket was
-	// looked at first, so what is on it now arrived after the look.
+	// looked at first, so what is on it now arrived after the look. It
+	// is needed only if the last read of the socket brought bytes beyond
+	// the record it was made for (it allocates, inside crypto/tls).
+	if ec.sock.beyond == 0 {
+		return sockEmpty
+	}
 	ec.sock.probing = true
 	n, err := ec.tls.Read(ec.one[:])
 	ec.sock.probing = false
@@ -201,16 +206,57 @@ func (ec *engineConn) look() sockState {
 // transport: while probing, a read fails at once with errProbe, which the
 // TLS layer takes as a passing timeout, so it keeps its state and reads
 // only what it has already buffered.
+//
+// It also follows the records' framing (a 5-byte header whose last two
+// bytes give the length of what follows) to tell whether the TLS layer can
+// have buffered anything. crypto/tls reads the socket only when the
+// record it is to read next is incomplete, so at each read every record
+// before that one has been taken; bytes the read brings beyond that
+// record's end (beyond) are the only ones the TLS layer may hold unread
+// once it has taken it.
 type tlsSocket struct {
 	net.Conn
 	probing bool
+	hdr     [5]byte
+	hn      int // bytes of hdr received
+	left    int // bytes of the current record's body still to come
+	beyond  int // bytes the last read brought past the record it was made for
 }
 
 func (s *tlsSocket) Read(p []byte) (int, error) {
 	if s.probing {
 		return 0, errProbe
 	}
-	return s.Conn.Read(p)
+	n, err := s.Conn.Read(p)
+	s.frame(p[:n])
+	return n, err
+}
+
+// frame follows the record framing over b, the bytes of one read.
+func (s *tlsSocket) frame(b []byte) {
+	s.beyond = 0
+	head := true // still in the record the read was made for
+	for len(b) > 0 {
+		if s.hn < len(s.hdr) {
+			k := copy(s.hdr[s.hn:], b)
+			s.hn += k
+			b = b[k:]
+			if s.hn < len(s.hdr) {
+				return
+			}
+			s.left = int(s.hdr[3])<<8 | int(s.hdr[4])
+		}
+		k := min(s.left, len(b))
+		s.left -= k
+		b = b[k:]
+		if s.left == 0 {
+			s.hn = 0 // the record is complete
+			if head {
+				s.beyond = len(b)
+				head = false
+			}
+		}
+	}
 }
 
 // errProbe is tlsSocket's read error while probing: a net.Error that is a

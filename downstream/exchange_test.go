@@ -2,6 +2,7 @@ package downstream
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -339,4 +340,76 @@ func TestHTTPTLSClosedWhileIdle(t *testing.T) {
 	if st := h.Stats(); st.IdleClosed != 1 || st.Stray != 0 || e.conns.Load() != 2 {
 		t.Fatalf("Stats %+v, %d connections; want one closed while idle, no stray answer, b on a second connection", st, e.conns.Load())
 	}
+}
+
+// TestTLSSocketFrame: beyond is what a read brought past the end of the
+// first record it completes, whatever the reads' split of the records.
+func TestTLSSocketFrame(t *testing.T) {
+	rec := func(n int) []byte { return append([]byte{23, 3, 3, byte(n >> 8), byte(n)}, make([]byte, n)...) }
+	cat := func(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+	two := cat(rec(30), rec(300))
+	for _, tc := range []struct {
+		name   string
+		stream []byte
+		reads  []int // lengths of the reads, in order
+		beyond []int // beyond after each
+	}{
+		{"one record in one read", rec(40), []int{45}, []int{0}},
+		{"two records in one read", two, []int{len(two)}, []int{305}},
+		{"header split", rec(40), []int{3, 42}, []int{0, 0}},
+		{"body split", rec(40), []int{20, 25}, []int{0, 0}},
+		{"the next header's start with the end of one", two, []int{35 + 2, len(two) - 37}, []int{2, 0}},
+		{"a header, then the rest and two more", cat(rec(10), rec(10), rec(10)), []int{5, 40}, []int{0, 30}},
+		{"empty record", cat(rec(0), rec(3)), []int{13}, []int{8}},
+		{"a big record", rec(16384), []int{4096, 4096, 4096, 4096, 5}, []int{0, 0, 0, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s tlsSocket
+			b := tc.stream
+			for i, n := range tc.reads {
+				s.frame(b[:n])
+				b = b[n:]
+				if s.beyond != tc.beyond[i] {
+					t.Fatalf("read %d: beyond %d; want %d", i, s.beyond, tc.beyond[i])
+				}
+			}
+		})
+	}
+}
+
+// FuzzTLSSocketFrame checks frame against record boundaries found by
+// parsing the whole stream at once, over any bytes and any split.
+func FuzzTLSSocketFrame(f *testing.F) {
+	f.Add([]byte{23, 3, 3, 0, 2, 1, 2, 23, 3, 3, 0, 0}, []byte{3, 9})
+	f.Add([]byte{22, 3, 1, 1, 0}, []byte{1, 1, 1})
+	f.Fuzz(func(t *testing.T, stream, splits []byte) {
+		// Record ends, from the whole stream.
+		var ends []int
+		for at := 0; at+5 <= len(stream); {
+			at += 5 + (int(stream[at+3])<<8 | int(stream[at+4]))
+			if at <= len(stream) {
+				ends = append(ends, at)
+			}
+		}
+		var s tlsSocket
+		pos := 0
+		for i := 0; pos < len(stream); i++ {
+			n := len(stream) - pos
+			if i < len(splits) && int(splits[i]) < n {
+				n = int(splits[i]) + 1
+			}
+			s.frame(stream[pos : pos+n])
+			want := 0
+			for _, e := range ends {
+				if e > pos && e <= pos+n {
+					want = pos + n - e
+					break
+				}
+			}
+			if s.beyond != want {
+				t.Fatalf("read [%d,%d): beyond %d; want %d (record ends %v)", pos, pos+n, s.beyond, want, ends)
+			}
+			pos += n
+		}
+	})
 }
