@@ -29,10 +29,12 @@ import (
 // of the one filling behind it) gets the error, and the sink refuses all
 // further events until it is reopened. Retrying is unsafe: after a failed
 // fsync Linux may already have dropped the dirty pages and reports success
-// for the next fsync, so a second attempt could call lost lines durable. A
-// failed write may leave a partial last line; OpenFile ends it with '\n'
-// so it never merges with the next event, and a reader skips lines that
-// are not valid JSON.
+// for the next fsync, so a second attempt could call lost lines durable.
+// The failed batch is cut off the file again (cutBack), so no line of an
+// event answered with an error stays in it; should that fail too, a failed
+// write may leave a partial last line, which OpenFile ends with '\n' so it
+// never merges with the next event, and a reader skips lines that are not
+// valid JSON.
 //
 // The file sink ignores eventID and loop: the event already carries both.
 type File struct {
@@ -236,14 +238,36 @@ func (f *File) flusher() {
 }
 
 func (f *File) writeSync(buf []byte) error {
+	// Where the batch begins: the file's end, as O_APPEND writes there.
+	start, serr := f.file.Seek(0, io.SeekEnd)
 	if _, err := f.file.Write(buf); err != nil {
+		f.cutBack(start, serr)
 		return &kindError{kind: ErrWrite, msg: fmt.Sprintf("cannot write events file %q", f.path), cause: err}
 	}
 	if err := fdatasync(f.fd); err != nil {
+		f.cutBack(start, serr)
 		return &kindError{kind: ErrWrite, msg: fmt.Sprintf("cannot fsync events file %q", f.path), cause: err}
 	}
 	f.fsyncs.Add(1)
 	return nil
+}
+
+// cutBack removes a failed batch from the file, which began at start
+// (unknown if serr is not nil): its events are answered with an error, so
+// none of their lines should stay for a reader to act on. It never
+// lengthens the file, should someone have cut it meanwhile. Best effort:
+// if the truncation fails too, the lines stay and the next start ends a
+// partial last one.
+func (f *File) cutBack(start int64, serr error) {
+	if serr != nil {
+		return
+	}
+	if st, err := f.file.Stat(); err != nil || st.Size() <= start {
+		return
+	}
+	if f.file.Truncate(start) == nil {
+		_ = fdatasync(f.fd)
+	}
 }
 
 // Close writes and syncs the pending events, stops the flusher and closes

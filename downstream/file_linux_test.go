@@ -79,9 +79,9 @@ func TestFileOpenSyncsDirectoryEntries(t *testing.T) {
 
 // A write cut short: the file size limit lets the first bytes of a batch
 // in and fails the rest with EFBIG, as a disk that fills up mid-write
-// does with ENOSPC. The acknowledged line stays whole, the torn one is
-// never appended to, the sink refuses events until it is reopened, and
-// the next start ends the torn line so the next event has its own.
+// does with ENOSPC. The acknowledged line stays whole, the refused
+// event's part is cut off again, the sink refuses events until it is
+// reopened, and the next event after that starts a line of its own.
 func TestFileShortWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	f := openFile(t, path)
@@ -110,9 +110,11 @@ func TestFileShortWrite(t *testing.T) {
 	if !errors.Is(err, ErrWrite) || !errors.Is(err, unix.EFBIG) {
 		t.Fatalf("Forward cut short by the size limit = %v; want ErrWrite with EFBIG", err)
 	}
-	torn := acked + "\n" + `{"tor`
-	if b, _ := os.ReadFile(path); string(b) != torn {
-		t.Fatalf("after the short write the file holds %q; want %q", b, torn)
+	// The refused event's part is cut off again: a reader finds only
+	// the acknowledged event.
+	kept := acked + "\n"
+	if b, _ := os.ReadFile(path); string(b) != kept {
+		t.Fatalf("after the short write the file holds %q; want only the acknowledged event, %q", b, kept)
 	}
 
 	// There is room again, but the sink does not know what it lost.
@@ -122,7 +124,7 @@ func TestFileShortWrite(t *testing.T) {
 	if err := f.Ready(0); !errors.Is(err, ErrWrite) {
 		t.Fatalf("Ready after a short write = %v; want ErrWrite", err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != torn {
+	if b, _ := os.ReadFile(path); string(b) != kept {
 		t.Fatalf("a refused event reached the file: %q", b)
 	}
 	if st := f.Stats(); st.Events != 1 {
@@ -136,7 +138,7 @@ func TestFileShortWrite(t *testing.T) {
 	if err := f.Forward(nil, nil, []byte(`{"next":1}`), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(path); string(b) != torn+"\n"+`{"next":1}`+"\n" {
-		t.Fatalf("after reopening the file holds %q; want the torn line ended and the next event on its own", b)
+	if b, _ := os.ReadFile(path); string(b) != kept+`{"next":1}`+"\n" {
+		t.Fatalf("after reopening the file holds %q; want the next event on a line of its own", b)
 	}
 }
