@@ -4,7 +4,6 @@ package downstream
 
 import (
 	"crypto/tls"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -61,15 +60,7 @@ func TestHTTPSLookAllocs(t *testing.T) {
 	e.quiet.Store(true)
 	h := openHTTP(t, Config{URL: "https://" + e.addr + "/in", MaxConns: 1})
 	h.tls.InsecureSkipVerify = true
-	conns := make(chan *engineConn, 1)
-	dial := h.client.DialTimeout
-	h.client.DialTimeout = func(addr string, timeout time.Duration) (net.Conn, error) {
-		c, err := dial(addr, timeout)
-		if err == nil {
-			conns <- c.(*engineConn)
-		}
-		return c, err
-	}
+	conns := dialed(h)
 	for range 3 {
 		if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {
 			t.Fatal(err)

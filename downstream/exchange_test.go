@@ -155,15 +155,7 @@ func TestHTTPWriteRefusedIsSentAgain(t *testing.T) {
 		return true
 	})
 	h := openHTTP(t, Config{URL: "http://" + e.addr + "/", MaxConns: 1, Timeout: 2 * time.Second})
-	conns := make(chan *engineConn, 4)
-	dial := h.client.DialTimeout
-	h.client.DialTimeout = func(addr string, timeout time.Duration) (net.Conn, error) {
-		c, err := dial(addr, timeout)
-		if err == nil {
-			conns <- c.(*engineConn)
-		}
-		return c, err
-	}
+	conns := dialed(h)
 	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatal(err)
 	}
@@ -412,4 +404,19 @@ func FuzzTLSSocketFrame(f *testing.F) {
 			pos += n
 		}
 	})
+}
+
+// dialed hooks h's one-at-a-time dials: each connection made from now on
+// is sent on the channel returned (up to 8 unread).
+func dialed(h *HTTP) <-chan *engineConn {
+	conns := make(chan *engineConn, 8)
+	dial := h.client.DialTimeout
+	h.client.DialTimeout = func(addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := dial(addr, timeout)
+		if err == nil {
+			conns <- c.(*engineConn)
+		}
+		return c, err
+	}
+	return conns
 }
