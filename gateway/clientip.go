@@ -73,6 +73,8 @@ func clientAddr(peer netip.Addr, trusted prefixes, xff [][]byte, realIP []byte) 
 	return peer
 }
 
+var colon = []byte{':'}
+
 // headerAddr parses an address a header names: a bare address, or one
 // with a port as some proxies write it ("203.0.113.7:51234",
 // "[2001:db8::7]:443", Azure Application Gateway among them), or an IPv6
@@ -82,16 +84,19 @@ func clientAddr(peer netip.Addr, trusted prefixes, xff [][]byte, realIP []byte) 
 // that end it, which the event's source_ip must never carry. So every
 // address returned prints as digits, hex letters, '.' and ':' only.
 func headerAddr(b []byte) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(b2s(b))
-	if err != nil {
-		switch n := len(b); {
-		case n > 2 && b[0] == '[' && b[n-1] == ']':
-			a, err = netip.ParseAddr(b2s(b[1 : n-1]))
-		default:
-			var ap netip.AddrPort
-			ap, err = netip.ParseAddrPort(b2s(b))
-			a = ap.Addr()
-		}
+	// The form is told by its first and last bytes and its colons, so that
+	// each spelling takes one parse: a failed one allocates its error.
+	var a netip.Addr
+	var err error
+	switch n := len(b); {
+	case n > 2 && b[0] == '[' && b[n-1] == ']':
+		a, err = netip.ParseAddr(b2s(b[1 : n-1]))
+	case n > 0 && b[0] == '[' || bytes.Count(b, colon) == 1: // [v6]:port, v4:port
+		var ap netip.AddrPort
+		ap, err = netip.ParseAddrPort(b2s(b))
+		a = ap.Addr()
+	default:
+		a, err = netip.ParseAddr(b2s(b))
 	}
 	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, false
