@@ -238,34 +238,33 @@ func (f *File) flusher() {
 }
 
 func (f *File) writeSync(buf []byte) error {
-	// Where the batch begins: the file's end, as O_APPEND writes there.
-	start, serr := f.file.Seek(0, io.SeekEnd)
-	if _, err := f.file.Write(buf); err != nil {
-		f.cutBack(start, serr)
+	if n, err := f.file.Write(buf); err != nil {
+		f.cutBack(n)
 		return &kindError{kind: ErrWrite, msg: fmt.Sprintf("cannot write events file %q", f.path), cause: err}
 	}
 	if err := fdatasync(f.fd); err != nil {
-		f.cutBack(start, serr)
+		f.cutBack(len(buf))
 		return &kindError{kind: ErrWrite, msg: fmt.Sprintf("cannot fsync events file %q", f.path), cause: err}
 	}
 	f.fsyncs.Add(1)
 	return nil
 }
 
-// cutBack removes a failed batch from the file, which began at start
-// (unknown if serr is not nil): its events are answered with an error, so
-// none of their lines should stay for a reader to act on. It never
-// lengthens the file, should someone have cut it meanwhile. Best effort:
-// if the truncation fails too, the lines stay and the next start ends a
-// partial last one.
-func (f *File) cutBack(start int64, serr error) {
-	if serr != nil {
+// cutBack removes a failed batch, the last n bytes appended, from the
+// file: its events are answered with an error, so none of their lines
+// should stay for a reader to act on. The file is the sink's alone, so
+// nothing follows them; it is never cut below zero, should someone have
+// cut it meanwhile. Best effort: if the truncation fails too, the lines
+// stay and the next start ends a partial last one.
+func (f *File) cutBack(n int) {
+	if n <= 0 {
 		return
 	}
-	if st, err := f.file.Stat(); err != nil || st.Size() <= start {
+	st, err := f.file.Stat()
+	if err != nil || st.Size() < int64(n) {
 		return
 	}
-	if f.file.Truncate(start) == nil {
+	if f.file.Truncate(st.Size()-int64(n)) == nil {
 		_ = fdatasync(f.fd)
 	}
 }
