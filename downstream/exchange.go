@@ -42,9 +42,9 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 		if err != nil {
 			return err
 		}
-		conn := cc.Conn()
-		ec, _ := conn.(*engineConn)
-		if ec != nil && ec.used {
+		// Every connection is dialed by the client's DialTimeout.
+		ec := cc.Conn().(*engineConn)
+		if ec.used {
 			if st := ec.look(); st != sockEmpty {
 				h.client.CloseConn(cc)
 				if st == sockBytes {
@@ -55,14 +55,12 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 				continue
 			}
 		}
-		if err := conn.SetDeadline(deadline); err != nil {
+		if err := ec.SetDeadline(deadline); err != nil {
 			h.client.CloseConn(cc)
 			return err
 		}
-		if ec != nil {
-			ec.written = 0
-		}
-		bw := h.client.AcquireWriter(conn)
+		ec.written = 0
+		bw := h.client.AcquireWriter(ec)
 		err = req.Write(bw)
 		if err == nil {
 			err = bw.Flush()
@@ -70,12 +68,12 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 		h.client.ReleaseWriter(bw)
 		if err != nil {
 			h.client.CloseConn(cc)
-			if ec != nil && ec.written == 0 && !isTimeout(err) {
+			if ec.written == 0 && !isTimeout(err) {
 				return errNotWritten
 			}
 			return err
 		}
-		br := h.client.AcquireReader(conn)
+		br := h.client.AcquireReader(ec)
 		err = resp.ReadLimitBody(br, h.client.MaxResponseBodySize)
 		extra := br.Buffered()
 		h.client.ReleaseReader(br)
@@ -94,9 +92,7 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 			// the engine ends the connection with this answer.
 			h.client.CloseConn(cc)
 		default:
-			if ec != nil {
-				ec.used = true
-			}
+			ec.used = true
 			h.client.ReleaseConn(cc)
 		}
 		return nil

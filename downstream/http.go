@@ -76,12 +76,28 @@ type HTTP struct {
 
 var _ Sink = (*HTTP)(nil)
 
+// newCall makes a pooled call whose request holds what every event's
+// request shares, set once and the URL parsed once: only the key, the loop
+// marker and the body change from one event to the next.
+func (h *HTTP) newCall() any {
+	c := new(httpCall)
+	req := &c.req
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(h.uri)
+	req.URI().DisablePathNormalizing = true
+	req.Header.SetContentType(contentType)
+	req.Header.SetUserAgent(userAgent)
+	if h.auth != nil {
+		req.Header.SetCanonical(headerAuthorization, h.auth)
+	}
+	return c
+}
+
 // httpCall is the request and response of one Forward, pooled together.
 type httpCall struct {
-	req   fasthttp.Request
-	resp  fasthttp.Response
-	ready bool // req holds what every event's request shares
-	loop  bool // req holds a Hookgate-Loop header
+	req  fasthttp.Request
+	resp fasthttp.Response
+	loop bool // req holds a Hookgate-Loop header
 }
 
 // dialError marks a failure to establish a connection: no byte of the
@@ -141,7 +157,7 @@ func newHTTP(u *url.URL, cfg Config) (*HTTP, error) {
 	clean := *u
 	clean.User = nil
 	h.uri = clean.String()
-	h.calls.New = func() any { return new(httpCall) }
+	h.calls.New = h.newCall
 	// The client is used for its pool of connections only: exchange
 	// writes and reads on them itself.
 	h.client = &fasthttp.HostClient{
@@ -289,19 +305,6 @@ func (h *HTTP) Forward(eventID, loop, event []byte, start time.Time) error {
 func (h *HTTP) roundTrip(eventID, loop, event []byte, deadline time.Time) (int, error) {
 	c := h.calls.Get().(*httpCall)
 	req := &c.req
-	if !c.ready {
-		// What every event's request shares is set once per pooled
-		// request, the URL parsed once.
-		req.Header.SetMethod(fasthttp.MethodPost)
-		req.SetRequestURI(h.uri)
-		req.URI().DisablePathNormalizing = true
-		req.Header.SetContentType(contentType)
-		req.Header.SetUserAgent(userAgent)
-		if h.auth != nil {
-			req.Header.SetCanonical(headerAuthorization, h.auth)
-		}
-		c.ready = true
-	}
 	// Copied into the request's own buffers.
 	req.Header.SetCanonical(headerIdempotencyKey, eventID)
 	switch {
