@@ -58,8 +58,7 @@ func TestHTTPSLookAllocs(t *testing.T) {
 	ln := listenLoopback(t)
 	e := serveEngine(t, tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{pair}}), answer(200))
 	e.quiet.Store(true)
-	h := openHTTP(t, Config{URL: "https://" + e.addr + "/in", MaxConns: 1})
-	h.tls.InsecureSkipVerify = true
+	h := openHTTPS(t, e.addr)
 	conns := dialed(h)
 	for range 3 {
 		if err := h.Forward([]byte("id"), nil, []byte(testEvent), time.Now()); err != nil {

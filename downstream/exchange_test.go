@@ -120,8 +120,7 @@ func TestHTTPStaleOverTLS(t *testing.T) {
 		_, _ = io.WriteString(c, answer503)
 		return true
 	})
-	h := openHTTP(t, Config{URL: "https://" + ln.Addr().String() + "/", MaxConns: 1, Timeout: 2 * time.Second})
-	h.tls.InsecureSkipVerify = true
+	h := openHTTPS(t, ln.Addr().String())
 	for i := range 3 {
 		if err := h.Forward([]byte("ok"), nil, []byte(testEvent), time.Now()); !errors.Is(err, ErrRejected) {
 			t.Fatalf("event %d: %v; want the engine's 503", i, err)
@@ -242,8 +241,7 @@ func TestHTTPStrayRecordBufferedByTLS(t *testing.T) {
 		bc.flush()
 		return true
 	})
-	h := openHTTP(t, Config{URL: "https://" + e.addr + "/", MaxConns: 1, Timeout: 2 * time.Second})
-	h.tls.InsecureSkipVerify = true
+	h := openHTTPS(t, e.addr)
 	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("a: %v", err)
 	}
@@ -320,8 +318,7 @@ func TestHTTPTLSClosedWhileIdle(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		return false
 	})
-	h := openHTTP(t, Config{URL: "https://" + e.addr + "/", MaxConns: 1, Timeout: 2 * time.Second})
-	h.tls.InsecureSkipVerify = true
+	h := openHTTPS(t, e.addr)
 	if err := h.Forward([]byte("a"), nil, []byte(testEvent), time.Now()); err != nil {
 		t.Fatalf("a: %v", err)
 	}
@@ -419,4 +416,12 @@ func dialed(h *HTTP) <-chan *engineConn {
 		return c, err
 	}
 	return conns
+}
+
+// openHTTPS opens an https sink, one connection at a time, to the engine
+// at addr, trusting its self-signed certificate.
+func openHTTPS(t *testing.T, addr string) *HTTP {
+	h := openHTTP(t, Config{URL: "https://" + addr + "/", MaxConns: 1, Timeout: 2 * time.Second})
+	h.tls.InsecureSkipVerify = true
+	return h
 }
