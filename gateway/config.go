@@ -359,11 +359,11 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 	if len(shape.problems) > 0 {
 		return nil, &ConfigError{Problems: shape.problems}
 	}
+	// The checked document is decoded as it is, not the file again: the
+	// shape check has already refused unknown keys.
 	var cfg Config
 	if doc.Kind != 0 {
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil {
+		if err := doc.Decode(&cfg); err != nil {
 			return nil, &ConfigError{Problems: []string{yamlProblem(err)}}
 		}
 	}
