@@ -742,7 +742,7 @@ func (v *validator) automation(ap string, c *Config, t *Table, a *Automation, to
 	}
 	a.Token = token
 	a.Credential = v.secret(ap, "credential", a.Credential, a.CredentialEnv, false)
-	if _, err := matcher.Compile(a.Keywords, a.KeywordsIgnoreCase); err != nil {
+	if err := matcher.Check(a.Keywords); err != nil {
 		v.addf(ap+".keywords", "%v", err)
 	}
 	switch a.Format {

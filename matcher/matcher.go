@@ -80,22 +80,31 @@ type cand struct {
 	b2               byte
 }
 
+// Check returns the error Compile would return for keywords, without
+// building anything: what a configuration check needs.
+func Check(keywords []string) error {
+	if len(keywords) > MaxKeywords {
+		return fmt.Errorf("%d keywords, at most %d", len(keywords), MaxKeywords)
+	}
+	for i, kw := range keywords {
+		if kw == "" {
+			return fmt.Errorf("keyword %d is empty", i)
+		}
+		if len(kw) > MaxKeywordLen {
+			return fmt.Errorf("keyword %d is %d bytes, at most %d", i, len(kw), MaxKeywordLen)
+		}
+	}
+	return nil
+}
+
 // Compile builds a Matcher for keywords, compared case-insensitively for
 // ASCII letters when ignoreCase is set. There may be at most MaxKeywords
 // keywords, each non-empty and at most MaxKeywordLen bytes; errors name the
 // offending keyword by its 0-based index. No keywords make a Matcher that
 // every body triggers. The Matcher keeps its own copy of keywords.
 func Compile(keywords []string, ignoreCase bool) (*Matcher, error) {
-	if len(keywords) > MaxKeywords {
-		return nil, fmt.Errorf("%d keywords, at most %d", len(keywords), MaxKeywords)
-	}
-	for i, kw := range keywords {
-		if kw == "" {
-			return nil, fmt.Errorf("keyword %d is empty", i)
-		}
-		if len(kw) > MaxKeywordLen {
-			return nil, fmt.Errorf("keyword %d is %d bytes, at most %d", i, len(kw), MaxKeywordLen)
-		}
+	if err := Check(keywords); err != nil {
+		return nil, err
 	}
 	m := &Matcher{
 		keywords:   append([]string(nil), keywords...),

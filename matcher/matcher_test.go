@@ -112,6 +112,10 @@ func TestMatch(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	f := func(keywords []string, want string) {
 		t.Helper()
+		// Check refuses what Compile refuses, with the same words.
+		if err := Check(keywords); (err == nil) != (want == "") || err != nil && err.Error() != want {
+			t.Fatalf("Check(%d keywords) error = %v; want %q", len(keywords), err, want)
+		}
 		m, err := Compile(keywords, false)
 		if want == "" {
 			if err != nil {
