@@ -1,5 +1,7 @@
 package gateway
 
+import "github.com/hookgate/hookgate/matcher"
+
 // robotMsgType returns the DingTalk custom-robot message type body has
 // (SPEC §4: text, markdown, link, actionCard, feedCard, each with its
 // required fields present as non-empty strings), or "" when body is not
@@ -173,22 +175,13 @@ func jsonStringIs(v []byte, want string) bool {
 				return false
 			}
 			c, s = s[0], s[1:]
-			switch c {
-			case 'b':
-				c = '\b'
-			case 'f':
-				c = '\f'
-			case 'n':
-				c = '\n'
-			case 'r':
-				c = '\r'
-			case 't':
-				c = '\t'
-			case 'u':
+			if c == 'u' {
 				if len(s) < 4 || s[0] != '0' || s[1] != '0' || !isHex(s[2]) || !isHex(s[3]) || unhex(s[2]) > 7 {
 					return false // outside ASCII, or not an escape
 				}
 				c, s = unhex(s[2])<<4|unhex(s[3]), s[4:]
+			} else if c = matcher.ShortEscape(c); c == 0 {
+				return false // not an escape
 			}
 		}
 		if len(want) == 0 || want[0] != c {

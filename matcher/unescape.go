@@ -170,7 +170,7 @@ func (u *unescaper) escapeRun(p []byte) int {
 	buf := u.seg[:cap(u.seg)]
 	n, i := len(u.seg), 0
 	for n < segSize && i+6 <= len(p) && p[i] == '\\' {
-		if c := simpleEscape[p[i+1]]; c != 0 {
+		if c := shortEscape[p[i+1]]; c != 0 {
 			buf[n] = c
 			n++
 			i += 2
@@ -221,23 +221,11 @@ func (u *unescaper) escape(p []byte, final bool) (n int, ok bool) {
 		u.plain(p[:1])
 		return 1, true
 	}
-	var c byte
-	switch p[1] {
-	case '"', '\\', '/':
-		c = p[1]
-	case 'b':
-		c = '\b'
-	case 'f':
-		c = '\f'
-	case 'n':
-		c = '\n'
-	case 'r':
-		c = '\r'
-	case 't':
-		c = '\t'
-	case 'u':
+	if p[1] == 'u' {
 		return u.escapeU(p, final)
-	default:
+	}
+	c := ShortEscape(p[1])
+	if c == 0 {
 		// Malformed: the backslash stays, and what follows it is read
 		// as usual.
 		u.plain(p[:1])
@@ -289,9 +277,11 @@ const (
 	hexBad
 )
 
-// simpleEscape maps the byte after a backslash to what the two-byte
-// escape stands for, or to 0 when it is not one.
-var simpleEscape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+// ShortEscape returns what the two-byte JSON escape of c (\n for 'n',
+// \" for '"', ...) stands for, or 0 when backslash c is not one.
+func ShortEscape(c byte) byte { return shortEscape[c] }
+
+var shortEscape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // hexVal maps a hex digit to its value and any other byte to a value that
 // makes the rune decoded from it negative: -1<<16 keeps the sign bit when
