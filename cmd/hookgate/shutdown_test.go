@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -201,6 +202,66 @@ server: {read_timeout: 1s, idle_timeout: 60s}`)
 	kept.SetReadDeadline(time.Now().Add(time.Second))
 	if n, err := br.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Fatalf("the kept-alive connection still open after the stop: %d bytes, %v", n, err)
+	}
+}
+
+// TestSIGTERMDrainBounded stops a gateway while its engine holds every
+// event far past downstream.timeout and a caller trickles a body: the
+// stop waits for neither beyond its timeouts (README: the drain takes at
+// most read_timeout + downstream.timeout + write_timeout), the held
+// requests are answered 800005660, not code 0, and the trickling
+// connection is cut.
+func TestSIGTERMDrainBounded(t *testing.T) {
+	s := startSink(t)
+	s.set(200, 4*time.Second)
+	cfg := strings.ReplaceAll(rowsConfig, `downstream: {url: "SINK", timeout: 2s}`,
+		`downstream: {url: "`+s.URL+`", timeout: 1s}
+server: {read_timeout: 1s, write_timeout: 1s}`)
+	g := startGateway(t, cfg)
+	addr := strings.TrimPrefix(g.Base, "http://")
+
+	const n = 5
+	wait := sendInFlight(t, g, n)
+	s.waitArrived(t, n)
+	trickle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trickle.Close()
+	if _, err := trickle.Write([]byte("POST /webhook/flow/" + tokAnon + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{")); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := trickle.Write([]byte(" ")); err != nil {
+				return
+			}
+		}
+	}()
+
+	start := time.Now()
+	if err := g.stop(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, g.log())
+	}
+	// 3 s is the sum of the three timeouts; the engine holds each
+	// event 4 s.
+	d := time.Since(start)
+	if d > 3*time.Second {
+		t.Fatalf("the stop took %v; the timeouts add up to 3s", d)
+	}
+	t.Logf("stopped in %v", d)
+	answers, errs := wait()
+	for i, a := range answers {
+		if errs[i] != nil {
+			t.Errorf("request %d not answered: %v", i, errs[i])
+		} else if a.Code != 800005660 || a.Status != 503 {
+			t.Errorf("request %d held by the engine past downstream.timeout: %d %s; want 503 code 800005660", i, a.Status, a.Raw)
+		}
+	}
+	trickle.SetReadDeadline(time.Now().Add(time.Second))
+	if _, err := io.Copy(io.Discard, trickle); err != nil {
+		t.Fatalf("the trickling connection still open after the stop: %v", err)
 	}
 }
 
