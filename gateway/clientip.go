@@ -85,7 +85,14 @@ var colon = []byte{':'}
 // address returned prints as digits, hex letters, '.' and ':' only.
 func headerAddr(b []byte) (netip.Addr, bool) {
 	// The form is told by its first and last bytes and its colons, so that
-	// each spelling takes one parse: a failed one allocates its error.
+	// each spelling takes one parse: a failed one allocates its error. An
+	// entry with a byte no address or port is spelt with ("unknown", a
+	// zone's '%') is refused without one.
+	for _, c := range b {
+		if !addrByte[c] {
+			return netip.Addr{}, false
+		}
+	}
 	var a netip.Addr
 	var err error
 	switch n := len(b); {
@@ -103,3 +110,12 @@ func headerAddr(b []byte) (netip.Addr, bool) {
 	}
 	return a.Unmap(), true
 }
+
+// addrByte holds the bytes an address in a header is spelt with: digits,
+// hex letters, '.', ':' and brackets.
+var addrByte = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefABCDEF.:[]") {
+		t[c] = true
+	}
+	return t
+}()

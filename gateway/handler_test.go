@@ -420,6 +420,9 @@ func TestHandlerZeroAllocs(t *testing.T) {
 		{"accept through a trusted proxy, x-forwarded-for entries with ports", func() {
 			c.do(proxied, "POST", hTokIP, bodyProduct, "X-Forwarded-For", "203.0.113.9:51234, 10.1.2.3:443")
 		}},
+		{"403 through a trusted proxy that writes unknown for the client", func() {
+			c.do(proxied, "POST", hTokIP, bodyProduct, "X-Forwarded-For", "unknown")
+		}},
 		{"expect: 100 continue", func() { expectStatus = c.expect(g, hTokCred, len(bodyProduct), "Authorization", bearer) }},
 		{"404 expect", func() { expectStatus = c.expect(g, "nope-0123456789abcdefghijk", len(bodyProduct)) }},
 		{"413 chunked, cut off at the cap", func() {
