@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -97,7 +96,7 @@ func (s *Server) Stop(tb testing.TB, keep bool) {
 		return
 	}
 	if s.paused {
-		_ = s.proc.Signal(syscall.SIGCONT)
+		_ = thaw(s.proc)
 		s.paused = false
 	}
 	if keep {
@@ -137,10 +136,13 @@ func (s *Server) Restart(tb testing.TB) {
 func (s *Server) Pause(tb testing.TB) {
 	tb.Helper()
 	s.mustOwn(tb)
+	if !canFreeze {
+		tb.Skip("redis-server cannot be paused here: no SIGSTOP")
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil && !s.paused {
-		if err := s.proc.Signal(syscall.SIGSTOP); err != nil {
+		if err := freeze(s.proc); err != nil {
 			tb.Fatalf("cannot pause redis-server: %v", err)
 		}
 		s.paused = true
@@ -154,7 +156,7 @@ func (s *Server) Resume(tb testing.TB) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil && s.paused {
-		if err := s.proc.Signal(syscall.SIGCONT); err != nil {
+		if err := thaw(s.proc); err != nil {
 			tb.Fatalf("cannot resume redis-server: %v", err)
 		}
 		s.paused = false
@@ -172,7 +174,7 @@ func (s *Server) Close() {
 		return
 	}
 	if s.paused {
-		_ = s.proc.Signal(syscall.SIGCONT)
+		_ = thaw(s.proc)
 	}
 	_ = s.proc.Kill()
 	<-s.exited
