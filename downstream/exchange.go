@@ -1,6 +1,7 @@
 package downstream
 
 import (
+	"bufio"
 	"crypto/tls"
 	"io"
 	"net"
@@ -32,6 +33,10 @@ import (
 // that arrive between the look and the engine's reading of the request,
 // and, over TLS, the start of a record the TLS layer read with the last
 // answer whose rest had not yet arrived at the look.
+//
+// On a plain socket where the look works, the request is written from
+// inside the wait for the answer (engineConn.sendWait), so the answer
+// is read with one system call rather than a failed one and another.
 func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
 	for {
 		wait := time.Until(deadline)
@@ -61,9 +66,14 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 		}
 		ec.written = 0
 		bw := h.client.AcquireWriter(ec)
-		err = req.Write(bw)
-		if err == nil {
-			err = bw.Flush()
+		var waitErr error
+		if ec.sendWait != nil {
+			ec.out, ec.bw, ec.sendErr = req, bw, nil
+			waitErr = ec.raw.Read(ec.sendWait)
+			err = ec.sendErr
+			ec.out, ec.bw = nil, nil
+		} else {
+			err = send(req, bw)
 		}
 		h.client.ReleaseWriter(bw)
 		if err != nil {
@@ -72,6 +82,11 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 				return errNotWritten
 			}
 			return err
+		}
+		if waitErr != nil {
+			// The deadline passed, or the connection broke, with no answer.
+			h.client.CloseConn(cc)
+			return waitErr
 		}
 		br := h.client.AcquireReader(ec)
 		err = resp.ReadLimitBody(br, h.client.MaxResponseBodySize)
@@ -99,6 +114,14 @@ func (h *HTTP) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline
 	}
 }
 
+// send writes req through bw and flushes it.
+func send(req *fasthttp.Request, bw *bufio.Writer) error {
+	if err := req.Write(bw); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
 // sockState is what a look at an idle connection's socket found.
 type sockState uint8
 
@@ -120,6 +143,27 @@ type engineConn struct {
 	one     [1]byte
 	used    bool // an answer was read on it
 	written int  // bytes of the current request the kernel has taken
+
+	// sendWait, when not nil, is the function exchange reads the raw
+	// socket with: its first call writes out through bw (the error in
+	// sendErr) and asks to wait for the socket to be readable, the next
+	// one ends the wait. The read then takes the answer with one system
+	// call. Written first and read after, the read would nearly always
+	// fail once with EAGAIN, the engine not having answered yet, before
+	// waiting: Go's poller tries the system call before it waits, and it
+	// must, because arming the wait forgets a readiness already seen. A
+	// read of the raw socket arms it first, so the write must come after,
+	// inside it; and nothing is lost, since the socket holds nothing when
+	// it is armed: the look found it empty, or it is new, and the engine
+	// answers only what it is sent. (Bytes sent while idle that arrive
+	// after the look are read with the answer and close the connection,
+	// as before; if they came alone, the wait ends at the deadline.)
+	// Only for a plain socket (TLS reads records, not the socket), where
+	// peekSocket works.
+	sendWait func(fd uintptr) bool
+	out      *fasthttp.Request
+	bw       *bufio.Writer
+	sendErr  error
 }
 
 // newEngineConn wraps c, made once per connection so that looking at the
@@ -138,6 +182,16 @@ func newEngineConn(c net.Conn, sock *tlsSocket) *engineConn {
 			ec.peek = func(fd uintptr) bool {
 				ec.seen = peekSocket(fd)
 				return true // never wait for readiness
+			}
+			if canPeek && ec.tls == nil {
+				ec.sendWait = func(uintptr) bool {
+					if ec.out == nil {
+						return true // readable: the answer, or an end
+					}
+					ec.sendErr = send(ec.out, ec.bw)
+					ec.out = nil
+					return ec.sendErr != nil
+				}
 			}
 		}
 	}
