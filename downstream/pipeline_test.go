@@ -501,7 +501,9 @@ func TestPipelineUnsolicitedAnswerFailsConnection(t *testing.T) {
 // whose deadline is later, kept the first Forward past its own deadline.
 func TestPipelineAnsweredWriterHandsOffNextWrite(t *testing.T) {
 	ln := listenLoopback(t)
-	const timeout = 6 * time.Second
+	// Room for a loaded machine to start writing 64 MiB under -race: the
+	// first event must be answered mid-write within timeout/2.
+	const timeout = 12 * time.Second
 	readBody, testDone := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	hangUp := func() { once.Do(func() { close(testDone) }) }
