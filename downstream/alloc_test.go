@@ -4,6 +4,7 @@ package downstream
 
 import (
 	"crypto/tls"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,10 +12,29 @@ import (
 
 func TestHTTPForwardAllocs(t *testing.T) { transports(t, testHTTPForwardAllocs) }
 
+// testHTTPForwardAllocs runs over TCP and over a Unix socket: one event
+// at a time, the two read their answers through the same wait on the raw
+// socket (engineConn.sendWait).
 func testHTTPForwardAllocs(t *testing.T, pl int) {
-	e := startEngine(t, "127.0.0.1:0", answer(200))
-	e.quiet.Store(true)
-	h := openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/hooks/in?x=1"})
+	t.Run("tcp", func(t *testing.T) {
+		e := startEngine(t, "127.0.0.1:0", answer(200))
+		e.quiet.Store(true)
+		forwardAllocs(t, openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/hooks/in?x=1"}))
+	})
+	t.Run("unix", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "engine.sock")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := serveEngine(t, ln, answer(200))
+		e.quiet.Store(true)
+		forwardAllocs(t, openHTTP(t, Config{Pipeline: pl, URL: "http://engine/hooks/in?x=1", Socket: sock}))
+	})
+}
+
+// forwardAllocs asserts that Forward on h makes no allocation, once warm.
+func forwardAllocs(t *testing.T, h *HTTP) {
 	id, loop, event := []byte("01J0000000000000000000000A"), []byte("new_product"), []byte(testEvent)
 	forward := func() {
 		if err := h.Forward(id, loop, event, time.Now()); err != nil {
