@@ -96,3 +96,26 @@ func perRequest(d time.Duration, n uint64) time.Duration {
 	}
 	return d / time.Duration(n)
 }
+
+// cpuPerRequest gathers the rounds' CPU time per answered request: the
+// measured processes' (the server under test, then the sink if there is
+// one) and the bare server's in the run beside each.
+type cpuPerRequest struct{ gw, sink, bare []time.Duration }
+
+// add takes one round: used and bareUsed from cpuMeter.Stop over the runs
+// that made r and bare. A round whose CPU could not be read adds nothing.
+func (c *cpuPerRequest) add(used []time.Duration, r *Result, bareUsed []time.Duration, bare *Result) {
+	if used == nil || bareUsed == nil {
+		return
+	}
+	c.bare = append(c.bare, perRequest(bareUsed[0], bare.Answers))
+	c.gw = append(c.gw, perRequest(used[0], r.Answers))
+	if len(used) > 1 {
+		c.sink = append(c.sink, perRequest(used[1], r.Answers))
+	}
+}
+
+// medians returns the medians over the rounds, zero where there were none.
+func (c *cpuPerRequest) medians() (gw, sink, bare time.Duration) {
+	return median(c.gw), median(c.sink), median(c.bare)
+}

@@ -174,20 +174,20 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	b.WriteString("\n\n")
 	fsync := r.hasEventsPerFsync()
-	b.WriteString("| scenario | req/s | × bare | CPU/req · bare's (×) | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | bare's p99 there | late | codes | errors |")
+	b.WriteString("| scenario | req/s | × bare | CPU/req · bare's (×) | p50 | p90 | p99 | p99.9 | max | p99 at ½ load | bare's p99 there | CPU/req there · bare's (×) | late | codes | errors |")
 	if fsync {
 		b.WriteString(" events/fsync · Redis per req |")
 	}
-	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+	b.WriteString("\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	if fsync {
 		b.WriteString("--:|")
 	}
 	b.WriteString("\n")
-	row := func(name string, c, o *Result, ratio, cpu, open, bareOpen, late, codes, fsyncCell string) {
+	row := func(name string, c, o *Result, ratio, cpu, open, bareOpen, openCPU, late, codes, fsyncCell string) {
 		p := c.Latency
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
 			name, fmtRate(c.RPS), ratio, cpu, fmtDur(p.P50), fmtDur(p.P90), fmtDur(p.P99), fmtDur(p.P999), fmtDur(p.Max),
-			open, bareOpen, late, codes, fmtErrors(c, o))
+			open, bareOpen, openCPU, late, codes, fmtErrors(c, o))
 		if fsync {
 			fmt.Fprintf(&b, " %s |", fsyncCell)
 		}
@@ -195,7 +195,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	for _, bl := range r.Baselines {
 		open, late := fmtOpen(bl.Open, nil)
-		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, bl.Open, "1", "", open, "", late, httpCodes(bl.Closed), "")
+		row("bare ("+sizeName(bl.BodyBytes)+")", bl.Closed, bl.Open, "1", "", open, "", "", late, httpCodes(bl.Closed), "")
 	}
 	scenarioRow := func(s *ScenarioResult, name, codes string) {
 		if s.Closed == nil {
@@ -215,19 +215,13 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 				fs += fmt.Sprintf(" (%.1f marks/batch)", s.MarksPerBatch)
 			}
 		}
-		cpu := ""
-		if s.GatewayCPU > 0 {
-			cpu = fmt.Sprintf("%s · %s (%.2f)", fmtDur(s.GatewayCPU), fmtDur(s.BareCPU), s.CPURatio)
-			if s.SinkCPU > 0 {
-				cpu += fmt.Sprintf(" + sink %s", fmtDur(s.SinkCPU))
-			}
-		}
 		open, late := fmtOpen(s.Open, s.OpenP99s)
 		bareOpen := ""
 		if s.BareOpenP99 > 0 {
 			bareOpen = fmtDur(s.BareOpenP99)
 		}
-		row(name, s.Closed, s.Open, s.ratioText(), cpu, open, bareOpen, late, codes, fs)
+		row(name, s.Closed, s.Open, s.ratioText(), fmtCPU(s.GatewayCPU, s.BareCPU, s.SinkCPU), open, bareOpen,
+			fmtCPU(s.OpenGatewayCPU, s.OpenBareCPU, s.OpenSinkCPU), late, codes, fs)
 	}
 	if rl := r.Relay; rl != nil {
 		scenarioRow(rl, "relay ("+sizeName(rl.BodyBytes)+", forward only)", httpCodes(rl.Closed))
@@ -250,6 +244,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"p99 at ½ load: open loop at half the closed-loop req/s, latency from each request's intended send time; with several rounds, one open-loop run per round, the median p99 shown with the rounds' range in brackets, and late from the median run. " +
 		"relay: a fasthttp server that only forwards each request's body to the sink, one at a time per connection, and answers when the sink has; CPU/req is the relay's: the ceiling of the scenarios that forward over TCP. " +
 		"bare's p99 there: the bare server's open loop at the same rate and body size, run right before each of the scenario's (the median over the rounds), so a stall of the machine shows in both. " +
+		"CPU/req there: CPU/req over those open-loop runs, where the scenario and bare answer at one rate: what a request costs at that load (closed-loop CPU/req falls as a process answers more requests per wake-up, so a slower path also looks dearer there). " +
 		"late: requests sent more than 1ms after their intended time or not sent at all (those are in the percentiles with how long they had waited by the run's end). codes: the answers' `code`. errors: requests without an answer in the closed loop, and in brackets in the open loop shown, whose percentiles leave them out. " +
 		"events/fsync and Redis per req: from the gateway's counters over the closed-loop run shown (warm-up included). Redis per req: commands the gateway sent to Redis per answered request and the round trips they took (concurrent ones also share network writes); Client-Tokens' done marks are sent after the answers, in batches (marks/batch), each batch one round trip.\n")
 	if r.fileSinkMetricsMissing() {
@@ -266,6 +261,20 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// fmtCPU is a CPU/req cell: the gateway's CPU per request, the bare
+// server's, bare's over the gateway's in brackets, and the sink's; empty
+// when not measured.
+func fmtCPU(gw, bare, sink time.Duration) string {
+	if gw <= 0 || bare <= 0 {
+		return ""
+	}
+	c := fmt.Sprintf("%s · %s (%.2f)", fmtDur(gw), fmtDur(bare), float64(bare)/float64(gw))
+	if sink > 0 {
+		c += " + sink " + fmtDur(sink)
+	}
+	return c
 }
 
 // httpCodes is the codes cell of a server that answers no `code`: its

@@ -52,7 +52,8 @@ func fakeReport() *Report {
 				GatewayCPU: 14200 * time.Nanosecond, BareCPU: 7100 * time.Nanosecond, CPURatio: 0.5, SinkCPU: 6 * time.Microsecond,
 				Closed: fakeResult("closed", 36000, 1700*time.Microsecond, ok), Open: fakeResult("open", 18000, time.Millisecond, ok),
 				OpenP99s:    []time.Duration{4500 * time.Microsecond, 1940 * time.Microsecond, 604 * time.Microsecond},
-				BareOpenP99: 420 * time.Microsecond, BareOpenP99s: []time.Duration{420 * time.Microsecond, 3 * time.Millisecond, 380 * time.Microsecond}},
+				BareOpenP99: 420 * time.Microsecond, BareOpenP99s: []time.Duration{420 * time.Microsecond, 3 * time.Millisecond, 380 * time.Microsecond},
+				OpenGatewayCPU: 30 * time.Microsecond, OpenBareCPU: 12 * time.Microsecond, OpenSinkCPU: 9 * time.Microsecond},
 			{Name: "accept_file", Sink: "file", BodyBytes: 1024, BareRPS: 120000, Ratio: 0.2, EventsPerFsync: 20.5,
 				Closed: fakeResult("closed", 24000, 2*time.Millisecond, ok)},
 			{Name: "rate_<limited>&", Sink: "http", BodyBytes: 1024, BareRPS: 120000, Ratio: 0.8,
@@ -111,7 +112,7 @@ func TestMarkdown(t *testing.T) {
 		"| scenario | req/s | × bare |", "events/fsync · Redis per req |",
 		"| bare (1 KB) | 120k | 1 |", "| accept_json | 36.0k | 0.30 |", "| 20.5 |",
 		"800005652 99.9%, 0 0.1% (unexpected: 800006003)", "| broken | failed: hookgate exited while starting: exit status 1 |",
-		"ms (604µs–4.50ms) @ 18.0k/s | 420µs | 1.2% |", "| bare's p99 there |", "| 0.55 (0.41–0.62) |", "| relay (1 KB, forward only) | 56.0k | 0.47 (0.44–0.49) | 9.00µs · 7.10µs (0.79) + sink 6.00µs |", ", 3 rounds", "| 14.2µs · 7.10µs (0.50) + sink 6.00µs |",
+		"ms (604µs–4.50ms) @ 18.0k/s | 420µs | 30.0µs · 12.0µs (0.40) + sink 9.00µs | 1.2% |", "| bare's p99 there | CPU/req there · bare's (×) |", "| 0.55 (0.41–0.62) |", "| relay (1 KB, forward only) | 56.0k | 0.47 (0.44–0.49) | 9.00µs · 7.10µs (0.79) + sink 6.00µs |", ", 3 rounds", "| 14.2µs · 7.10µs (0.50) + sink 6.00µs |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)

@@ -127,6 +127,14 @@ type ScenarioResult struct {
 	SinkCPU    time.Duration `json:"sink_cpu_per_request_ns,omitempty"`
 	BareCPU    time.Duration `json:"bare_cpu_per_request_ns,omitempty"`
 	CPURatio   float64       `json:"cpu_ratio_to_bare,omitempty"`
+	// The same in the open-loop runs, where the scenario and the bare
+	// server beside it answer at one rate: what a request costs at a
+	// given load. Closed-loop CPU per request is not that: a process
+	// answering more requests per wake-up pays less for each, so a path
+	// that answers fewer per second also looks dearer per request there.
+	OpenGatewayCPU time.Duration `json:"open_gateway_cpu_per_request_ns,omitempty"`
+	OpenSinkCPU    time.Duration `json:"open_sink_cpu_per_request_ns,omitempty"`
+	OpenBareCPU    time.Duration `json:"open_bare_cpu_per_request_ns,omitempty"`
 	// Forwarded is the events the flow-engine sink took during the
 	// closed-loop run (the median round's), its warm-up included (http
 	// and unix sinks only).
@@ -475,6 +483,12 @@ func (sr *ScenarioResult) summary() string {
 	}
 	if sr.Open != nil {
 		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, p99Range(sr.Open, sr.OpenP99s), fmtDur(sr.BareOpenP99))
+		if sr.OpenGatewayCPU > 0 {
+			line += fmt.Sprintf(", CPU/req there %s (bare %s)", fmtDur(sr.OpenGatewayCPU), fmtDur(sr.OpenBareCPU))
+			if sr.OpenSinkCPU > 0 {
+				line += ", sink " + fmtDur(sr.OpenSinkCPU)
+			}
+		}
 	}
 	return line
 }
@@ -500,7 +514,7 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 		counted      map[string]float64
 	}
 	var rounds []round
-	var gwCPU, sinkCPU, bareCPU []time.Duration
+	var cpu cpuPerRequest
 	for range max(s.Rounds, 1) {
 		bm := newCPUMeter(s.barePID)
 		bl := s.load(0)
@@ -521,13 +535,7 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 		if err != nil {
 			return nil, err
 		}
-		if used := gm.Stop(); used != nil && bareUsed != nil {
-			bareCPU = append(bareCPU, perRequest(bareUsed[0], adjacent.Answers))
-			gwCPU = append(gwCPU, perRequest(used[0], closed.Answers))
-			if len(used) > 1 {
-				sinkCPU = append(sinkCPU, perRequest(used[1], closed.Answers))
-			}
-		}
+		cpu.add(gm.Stop(), closed, bareUsed, adjacent)
 		r := round{bare: adjacent, closed: closed}
 		if count != nil {
 			r.counted = delta(before, count())
@@ -540,7 +548,7 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 			sr.Ratios = append(sr.Ratios, r.ratio)
 		}
 	}
-	sr.GatewayCPU, sr.SinkCPU, sr.BareCPU = median(gwCPU), median(sinkCPU), median(bareCPU)
+	sr.GatewayCPU, sr.SinkCPU, sr.BareCPU = cpu.medians()
 	if sr.GatewayCPU > 0 {
 		sr.CPURatio = float64(sr.BareCPU) / float64(sr.GatewayCPU)
 	}
@@ -549,7 +557,7 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 	pick := med[(len(med)-1)/2]
 	sr.BareRPS, sr.Closed, sr.Ratio = pick.bare.RPS, pick.closed, pick.ratio
 	if rate := s.openRate(sr.Closed.RPS); rate >= 1 {
-		if err := s.openRounds(ctx, sr, rate, t, Target{Addr: bareAddr, Requests: bareReqs}); err != nil {
+		if err := s.openRounds(ctx, sr, rate, t, Target{Addr: bareAddr, Requests: bareReqs}, pids); err != nil {
 			return nil, err
 		}
 	}
@@ -559,23 +567,34 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 // openRounds makes a scenario's open-loop runs at rate, one per round,
 // each right after the bare server's at the same rate, and keeps the
 // median p99 of each: a single run's p99 is at the mercy of one stall of
-// a shared machine.
-func (s *Suite) openRounds(ctx context.Context, sr *ScenarioResult, rate float64, t, bare Target) error {
+// a shared machine. The CPU time per request of pids (as measure's) and
+// of the bare server is taken over each run too.
+func (s *Suite) openRounds(ctx context.Context, sr *ScenarioResult, rate float64, t, bare Target, pids []int) error {
 	var opens []*Result
+	var cpu cpuPerRequest
 	for range max(s.Rounds, 1) {
-		b, err := s.load(rate).Run(ctx, bare)
+		bm := newCPUMeter(s.barePID)
+		bl := s.load(rate)
+		bl.AtWindow = bm.Start
+		b, err := bl.Run(ctx, bare)
 		if err != nil {
 			return fmt.Errorf("bare open loop beside the scenario: %w", err)
 		}
-		o, err := s.load(rate).Run(ctx, t)
+		bareUsed := bm.Stop()
+		gm := newCPUMeter(pids...)
+		gl := s.load(rate)
+		gl.AtWindow = gm.Start
+		o, err := gl.Run(ctx, t)
 		if err != nil {
 			return err
 		}
+		cpu.add(gm.Stop(), o, bareUsed, b)
 		sr.BareOpenP99s = append(sr.BareOpenP99s, b.Latency.P99)
 		sr.OpenP99s = append(sr.OpenP99s, o.Latency.P99)
 		opens = append(opens, o)
 	}
 	sr.BareOpenP99 = median(sr.BareOpenP99s)
+	sr.OpenGatewayCPU, sr.OpenSinkCPU, sr.OpenBareCPU = cpu.medians()
 	slices.SortStableFunc(opens, func(a, b *Result) int { return cmp.Compare(a.Latency.P99, b.Latency.P99) })
 	sr.Open = opens[(len(opens)-1)/2]
 	if len(opens) == 1 {

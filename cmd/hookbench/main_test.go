@@ -109,6 +109,11 @@ func TestSuiteSmoke(t *testing.T) {
 			if s.GatewayCPU <= 0 || s.BareCPU <= 0 || s.CPURatio <= 0 || (s.Name == "accept_json") != (s.SinkCPU > 0) {
 				t.Errorf("%s: CPU per request %v, bare %v, ratio %g, sink %v", s.Name, s.GatewayCPU, s.BareCPU, s.CPURatio, s.SinkCPU)
 			}
+			// And at half load, over the open-loop runs, where the
+			// scenario and the bare server beside it answer at one rate.
+			if s.OpenGatewayCPU <= 0 || s.OpenBareCPU <= 0 || (s.Name == "accept_json") != (s.OpenSinkCPU > 0) {
+				t.Errorf("%s: CPU per request at half load %v, bare %v, sink %v", s.Name, s.OpenGatewayCPU, s.OpenBareCPU, s.OpenSinkCPU)
+			}
 		}
 		if s.Open == nil || s.Open.Sent == 0 || s.Open.Rate <= 0 {
 			t.Errorf("%s: no open-loop run: %+v", s.Name, s.Open)
