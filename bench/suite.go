@@ -264,6 +264,21 @@ func (s *Suite) load(rate float64) Load {
 	return Load{Conns: s.Conns, Duration: s.Duration, Warmup: s.Warmup, Rate: rate}
 }
 
+// metered runs the suite's load at rate (0: closed loop) against t and
+// returns, beside its result, the CPU time each of pids used from the
+// measured window's opening to the run's end, nil where /proc could not
+// be read.
+func (s *Suite) metered(ctx context.Context, rate float64, t Target, pids ...int) (*Result, []time.Duration, error) {
+	m := newCPUMeter(pids...)
+	l := s.load(rate)
+	l.AtWindow = m.Start
+	r, err := l.Run(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, m.Stop(), nil
+}
+
 // openRate is the open-loop rate after a closed-loop run of rps.
 func (s *Suite) openRate(rps float64) float64 {
 	if s.Rate > 0 {
@@ -516,26 +531,19 @@ func (s *Suite) measure(ctx context.Context, sr *ScenarioResult, t Target, bareA
 	var rounds []round
 	var cpu cpuPerRequest
 	for range max(s.Rounds, 1) {
-		bm := newCPUMeter(s.barePID)
-		bl := s.load(0)
-		bl.AtWindow = bm.Start
-		adjacent, err := bl.Run(ctx, Target{Addr: bareAddr, Requests: bareReqs})
+		adjacent, bareUsed, err := s.metered(ctx, 0, Target{Addr: bareAddr, Requests: bareReqs}, s.barePID)
 		if err != nil {
 			return nil, fmt.Errorf("bare run beside the scenario: %w", err)
 		}
-		bareUsed := bm.Stop()
-		gm := newCPUMeter(pids...)
-		gl := s.load(0)
-		gl.AtWindow = gm.Start
 		var before map[string]float64
 		if count != nil {
 			before = count()
 		}
-		closed, err := gl.Run(ctx, t)
+		closed, used, err := s.metered(ctx, 0, t, pids...)
 		if err != nil {
 			return nil, err
 		}
-		cpu.add(gm.Stop(), closed, bareUsed, adjacent)
+		cpu.add(used, closed, bareUsed, adjacent)
 		r := round{bare: adjacent, closed: closed}
 		if count != nil {
 			r.counted = delta(before, count())
@@ -573,22 +581,15 @@ func (s *Suite) openRounds(ctx context.Context, sr *ScenarioResult, rate float64
 	var opens []*Result
 	var cpu cpuPerRequest
 	for range max(s.Rounds, 1) {
-		bm := newCPUMeter(s.barePID)
-		bl := s.load(rate)
-		bl.AtWindow = bm.Start
-		b, err := bl.Run(ctx, bare)
+		b, bareUsed, err := s.metered(ctx, rate, bare, s.barePID)
 		if err != nil {
 			return fmt.Errorf("bare open loop beside the scenario: %w", err)
 		}
-		bareUsed := bm.Stop()
-		gm := newCPUMeter(pids...)
-		gl := s.load(rate)
-		gl.AtWindow = gm.Start
-		o, err := gl.Run(ctx, t)
+		o, used, err := s.metered(ctx, rate, t, pids...)
 		if err != nil {
 			return err
 		}
-		cpu.add(gm.Stop(), o, bareUsed, b)
+		cpu.add(used, o, bareUsed, b)
 		sr.BareOpenP99s = append(sr.BareOpenP99s, b.Latency.P99)
 		sr.OpenP99s = append(sr.OpenP99s, o.Latency.P99)
 		opens = append(opens, o)
