@@ -4,7 +4,6 @@ package downstream
 
 import (
 	"crypto/tls"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -22,12 +21,7 @@ func testHTTPForwardAllocs(t *testing.T, pl int) {
 		forwardAllocs(t, openHTTP(t, Config{Pipeline: pl, URL: "http://" + e.addr + "/hooks/in?x=1"}))
 	})
 	t.Run("unix", func(t *testing.T) {
-		sock := filepath.Join(t.TempDir(), "engine.sock")
-		ln, err := net.Listen("unix", sock)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := serveEngine(t, ln, answer(200))
+		e, sock := startUnixEngine(t, answer(200))
 		e.quiet.Store(true)
 		forwardAllocs(t, openHTTP(t, Config{Pipeline: pl, URL: "http://engine/hooks/in?x=1", Socket: sock}))
 	})

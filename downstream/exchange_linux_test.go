@@ -2,9 +2,7 @@ package downstream
 
 import (
 	"bytes"
-	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
@@ -25,7 +23,6 @@ func TestHTTPOneReadPerAnswer(t *testing.T) {
 		time.Sleep(200 * time.Microsecond)
 		ctx.SetStatusCode(fasthttp.StatusOK)
 	}
-	sock := filepath.Join(t.TempDir(), "engine.sock")
 	for _, tc := range []struct {
 		name string
 		cfg  func() Config
@@ -36,11 +33,7 @@ func TestHTTPOneReadPerAnswer(t *testing.T) {
 			return Config{URL: "http://" + e.addr + "/in"}
 		}},
 		{"unix", func() Config {
-			ln, err := net.Listen("unix", sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e := serveEngine(t, ln, slow)
+			e, sock := startUnixEngine(t, slow)
 			e.quiet.Store(true)
 			return Config{URL: "http://engine/in", Socket: sock}
 		}},

@@ -59,6 +59,18 @@ func startEngine(t testing.TB, addr string, handle fasthttp.RequestHandler) *eng
 }
 
 // serveEngine serves handle on ln until the test ends.
+// startUnixEngine starts an engine on a Unix socket in a fresh temporary
+// directory and returns it with the socket's path.
+func startUnixEngine(t testing.TB, handle fasthttp.RequestHandler) (*engine, string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "engine.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatalf("cannot listen on %s: %s", sock, err)
+	}
+	return serveEngine(t, ln, handle), sock
+}
+
 func serveEngine(t testing.TB, ln net.Listener, handle fasthttp.RequestHandler) *engine {
 	e := &engine{addr: ln.Addr().String()}
 	e.srv = &fasthttp.Server{
@@ -505,13 +517,8 @@ func testHTTPStatusThenHangIsAccepted(t *testing.T, pl int) {
 func TestHTTPUnixSocket(t *testing.T) { transports(t, testHTTPUnixSocket) }
 
 func testHTTPUnixSocket(t *testing.T, pl int) {
-	sock := filepath.Join(t.TempDir(), "engine.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var host atomic.Value
-	e := serveEngine(t, ln, func(ctx *fasthttp.RequestCtx) {
+	e, sock := startUnixEngine(t, func(ctx *fasthttp.RequestCtx) {
 		host.Store(string(ctx.Host()))
 		ctx.SetStatusCode(fasthttp.StatusAccepted)
 	})
@@ -545,7 +552,7 @@ func testHTTPUnixSocket(t *testing.T, pl int) {
 
 	e.stop()
 	h2 := openHTTP(t, Config{Pipeline: pl, URL: "http://engine.local/", Socket: sock, Timeout: time.Second, DialAttempts: 1})
-	err = h2.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
+	err := h2.Forward([]byte("id"), nil, []byte(testEvent), time.Now())
 	if !errors.Is(err, ErrUnreachable) || !strings.HasPrefix(err.Error(), "cannot connect to flow engine: ") {
 		t.Fatalf("Forward with no engine on the socket: %v; want cannot connect to flow engine", err)
 	}
