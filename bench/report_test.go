@@ -102,6 +102,26 @@ func TestSVGWellFormed(t *testing.T) {
 	}
 }
 
+// TestSummary: a scenario's progress line gives its CPU per request in
+// the closed loop and at half load, each with bare's and the sink's, in
+// the table's words.
+func TestSummary(t *testing.T) {
+	rep := fakeReport()
+	got := rep.Scenarios[0].summary()
+	for _, want := range []string{
+		"accept_json: 36000 req/s (0.30× bare)",
+		", CPU/req 14.2µs · 7.10µs (0.50) + sink 6.00µs,",
+		", CPU/req there 30.0µs · 12.0µs (0.40) + sink 9.00µs",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary %q lacks %q", got, want)
+		}
+	}
+	if got := rep.Scenarios[1].summary(); strings.Contains(got, "CPU") {
+		t.Errorf("summary of a scenario without CPU figures: %q", got)
+	}
+}
+
 func TestMarkdown(t *testing.T) {
 	var b bytes.Buffer
 	if err := fakeReport().WriteMarkdown(&b); err != nil {

@@ -490,19 +490,13 @@ func (s *Suite) relay(ctx context.Context, sinkAddr, bareAddr string) *ScenarioR
 // summary is the progress line of a measured scenario.
 func (sr *ScenarioResult) summary() string {
 	line := fmt.Sprintf("%s: %.0f req/s (%s× bare), p99 %s", sr.Name, sr.Closed.RPS, sr.ratioText(), fmtDur(sr.Closed.Latency.P99))
-	if sr.GatewayCPU > 0 {
-		line += fmt.Sprintf(", CPU/req %s (bare %s, %.2f×)", fmtDur(sr.GatewayCPU), fmtDur(sr.BareCPU), sr.CPURatio)
-	}
-	if sr.SinkCPU > 0 {
-		line += ", sink " + fmtDur(sr.SinkCPU)
+	if c := fmtCPU(sr.GatewayCPU, sr.BareCPU, sr.SinkCPU); c != "" {
+		line += ", CPU/req " + c
 	}
 	if sr.Open != nil {
 		line += fmt.Sprintf(", p99 at %.0f req/s %s (bare %s)", sr.Open.Rate, p99Range(sr.Open, sr.OpenP99s), fmtDur(sr.BareOpenP99))
-		if sr.OpenGatewayCPU > 0 {
-			line += fmt.Sprintf(", CPU/req there %s (bare %s)", fmtDur(sr.OpenGatewayCPU), fmtDur(sr.OpenBareCPU))
-			if sr.OpenSinkCPU > 0 {
-				line += ", sink " + fmtDur(sr.OpenSinkCPU)
-			}
+		if c := fmtCPU(sr.OpenGatewayCPU, sr.OpenBareCPU, sr.OpenSinkCPU); c != "" {
+			line += ", CPU/req there " + c
 		}
 	}
 	return line
