@@ -89,3 +89,22 @@ func TestScenarioReportsGatewayExit(t *testing.T) {
 		t.Fatalf("a gateway killed before it was stopped left the scenario's error %q", sr.Error)
 	}
 }
+
+// TestOpenRate: the open loop runs at half the closed loop's req/s, or
+// at -rate when given, for every scenario and the relay alike, so their
+// CPU per request at half load compares at one rate.
+func TestOpenRate(t *testing.T) {
+	for _, tc := range []struct {
+		rate, rps, want float64
+	}{
+		{0, 20000, 10000},
+		{0, 1, 0.5},
+		{8000, 20000, 8000},
+		{8000, 50000, 8000},
+	} {
+		s := &Suite{Rate: tc.rate}
+		if got := s.openRate(tc.rps); got != tc.want {
+			t.Errorf("-rate %g after %g req/s: open loop at %g; want %g", tc.rate, tc.rps, got, tc.want)
+		}
+	}
+}
